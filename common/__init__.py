@@ -1,0 +1,1 @@
+"""Small pieces every stage shares: atomic writes, provenance, device choice, clear CLI errors."""

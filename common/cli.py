@@ -1,0 +1,22 @@
+"""Command-line conventions: a bad input is one clear line naming the file and the problem, exit status 1."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class InputError(Exception):
+    """Bad user input (a file, a name, a value). str(e) must name the file or the option, and the problem."""
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run ``main`` and turn InputError/FileNotFoundError/ValueError from input into a one-line error."""
+    try:
+        rc = main(argv)
+    except (InputError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(rc or 0)
