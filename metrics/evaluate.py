@@ -1,0 +1,251 @@
+"""Score a folder of predictions against a dataset split: mIoU, mmseg mIoU, WIoU, mVC_K, TC -> one JSON.
+
+    python -m metrics.evaluate --dataset {synthetic,vspw,cityscapes,camvid} --root ROOT --split val \
+        --pred PRED --out OUT.json [--tc-flow {auto,gt,farneback,dis,learned,none}] [--vc-min-frames N]
+
+PRED holds PRED/<video>/<frame>.png in train ids (greyscale or palette PNG), one per labelled frame, as the
+CFFM/VSPW scripts and engine.infer write them. Definitions: ../shared/PROTOCOL.md (metrics/segmentation.py,
+consistency.py, temporal.py restate them). All values are fractions in [0, 1]; null where not computed.
+
+- mIoU/WIoU: one confusion matrix over every labelled frame of the split.
+- mVC_K: over the labelled frames of videos whose every frame is labelled (a sparse video has no windows),
+  with at least --vc-min-frames of them (default 17: the CFFM/MRCFA scripts skip N <= 16).
+- TC: over consecutive labelled frames (adjacent on disk), flow from --tc-flow; `auto` is the dataset's
+  ground-truth flow where it has one (synthetic) and none otherwise. The flow source is written next to it.
+
+A missing prediction for a labelled frame, an unreadable one, one whose size differs from its mask, or a label
+outside 0..K-1 stops the run with one line naming the file (exit 1). With --warn-on-bad-input each is
+counted under "warnings" instead, the frame is left out of every metric, and its video out of mVC.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from common.cli import InputError, run_cli
+from common.io import write_json
+from common.provenance import provenance
+from metrics.consistency import DEFAULT_MIN_FRAMES, DEFAULT_WINDOW_LENGTHS, VideoConsistency
+from metrics.flow import FLOW_CHOICES, make_flow_source
+from metrics.segmentation import ConfusionMatrix
+from metrics.temporal import TemporalConsistency
+
+DATASETS = ("synthetic", "vspw", "cityscapes", "camvid")
+MAX_WARNING_EXAMPLES = 20
+
+
+class BadInput(InputError):
+    """A problem with one frame's files; ``kind`` is the counter it goes to under --warn-on-bad-input."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def read_prediction(path: Path, shape: tuple[int, int], num_classes: int) -> np.ndarray:
+    """A prediction PNG as uint8 train ids, checked against its mask's size and the class range."""
+    from videos.datasets import read_index_png
+
+    if not path.is_file():
+        raise BadInput("missing_prediction", f"{path}: missing prediction for a labelled frame")
+    try:
+        pred = read_index_png(path)
+    except InputError as e:
+        raise BadInput("unreadable_prediction", str(e)) from None
+    if pred.shape != tuple(shape):
+        raise BadInput("size_mismatch", f"{path}: prediction is {pred.shape[1]}x{pred.shape[0]} but its mask is "
+                                        f"{shape[1]}x{shape[0]}")
+    top = int(pred.max()) if pred.size else 0
+    if top >= num_classes:
+        bad = sorted(int(v) for v in np.unique(pred[pred >= num_classes]))
+        raise BadInput("label_out_of_range", f"{path}: predicted label(s) {bad[:8]} outside 0..{num_classes - 1}")
+    return pred
+
+
+def _fraction(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = None,
+             window_lengths=DEFAULT_WINDOW_LENGTHS, vc_min_frames: int = DEFAULT_MIN_FRAMES,
+             warn_on_bad_input: bool = False, progress: bool | None = None) -> dict:
+    """Stream over the split once; returns the result dict (without provenance)."""
+    k = ds.num_classes
+    confusion = ConfusionMatrix(k, ds.ignore_index)
+    consistency = VideoConsistency(window_lengths, min_frames=vc_min_frames)
+    temporal = TemporalConsistency(k) if flow_source is not None else None
+    warnings: Counter = Counter()
+    examples: list[str] = []
+    mvc_sparse = mvc_bad = 0
+    videos_scored = 0
+
+    def problem(e: BadInput) -> None:
+        if not warn_on_bad_input:
+            raise e
+        warnings[e.kind] += 1
+        if len(examples) < MAX_WARNING_EXAMPLES:
+            examples.append(str(e))
+        print(f"warning: {e}", file=sys.stderr)
+
+    videos = ds.videos
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if progress:
+        from tqdm import tqdm
+        videos = tqdm(videos, desc="videos", unit="video", file=sys.stderr)
+
+    for index, video in enumerate(videos):
+        # mVC needs every frame: a video with unlabelled frames between its labelled ones has no windows
+        dense = len(video.labelled) == len(video.frames)
+        stream = consistency.start_video() if dense else None
+        do_tc = temporal is not None and (tc_videos is None or index < tc_videos)
+        position = {f: i for i, f in enumerate(video.frames)}
+        clean, scored = True, 0
+        previous = None  # (frame, prediction) of the last good labelled frame, for TC
+        for frame in video.labelled:
+            try:
+                try:
+                    gt = ds.read_label(video, frame)
+                except BadInput:
+                    raise
+                except InputError as e:  # the reader names the mask; counted apart from prediction problems
+                    raise BadInput("bad_ground_truth", str(e)) from None
+                pred = read_prediction(pred_root / video.name / f"{frame}.png", gt.shape, k)
+            except BadInput as e:
+                problem(e)
+                clean, previous = False, None
+                continue
+            confusion.update(gt, pred)
+            scored += 1
+            if stream is not None:
+                stream.update(gt, pred)
+            if do_tc and previous is not None and position[frame] == position[previous[0]] + 1:
+                flow, valid = flow_source(ds, video, previous[0], frame)
+                if flow.shape[:2] != pred.shape:
+                    raise InputError(f"{ds.name} video {video.name}: flow {previous[0]} -> {frame} is "
+                                     f"{flow.shape[1]}x{flow.shape[0]} but predictions are "
+                                     f"{pred.shape[1]}x{pred.shape[0]}")
+                temporal.update(previous[1], pred, flow, valid)
+            previous = (frame, pred)
+        videos_scored += scored > 0
+        if stream is None:
+            mvc_sparse += 1
+        elif not clean:
+            mvc_bad += 1
+        else:
+            consistency.add_video(stream.finish())
+
+    if confusion.num_frames == 0 and not warnings:
+        raise InputError(f"{ds.root}: split '{ds.split}' has no labelled frames to evaluate")
+
+    seg = confusion.scores()
+    vc = consistency.scores()
+    result = {
+        "dataset": ds.name,
+        "split": ds.split,
+        "num_classes": k,
+        "num_videos": videos_scored,
+        "num_frames": confusion.num_frames,
+        "num_pixels": seg.num_pixels,
+        "miou": _fraction(seg.miou),
+        "miou_mmseg": _fraction(seg.miou_mmseg),
+        "wiou": _fraction(seg.wiou),
+        "miou_definition": "mean IoU over classes present in the ground truth (VSPW/CFFM); miou_mmseg: over "
+                           "classes with a non-empty union",
+    }
+    result["mvc8"] = result["mvc16"] = None   # always present, null unless computed
+    for length in consistency.window_lengths:
+        result[f"mvc{length}"] = _fraction(vc[length])
+    tc = temporal.scores() if temporal is not None else None
+    result.update({
+        "tc": _fraction(tc["tc"]) if tc else None,
+        "tc_mmseg": _fraction(tc["tc_mmseg"]) if tc else None,
+        "tc_flow": flow_source.name if flow_source is not None else None,
+        "tc_pairs": tc["pairs"] if tc else 0,
+        "tc_videos": (min(tc_videos, len(ds.videos)) if tc_videos is not None else len(ds.videos)) if tc else 0,
+        "iou_per_class": [_fraction(v) for v in seg.iou_per_class],
+        "gt_pixels_per_class": seg.gt_pixels_per_class,
+        "mvc": {
+            "window_lengths": list(consistency.window_lengths),
+            "min_frames": consistency.min_frames,
+            "windows": {str(n): consistency.tallies[n].windows for n in consistency.window_lengths},
+            "empty_windows": {str(n): consistency.tallies[n].empty_windows for n in consistency.window_lengths},
+            "videos": consistency.videos,
+            "skipped_short": consistency.skipped_videos,
+            "skipped_sparse": mvc_sparse,
+            "skipped_bad_input": mvc_bad,
+        },
+        "warnings": {kind: warnings.get(kind, 0) for kind in
+                     ("missing_prediction", "unreadable_prediction", "size_mismatch", "label_out_of_range",
+                      "bad_ground_truth")},
+        "warning_examples": examples,
+    })
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metrics.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--split", default="val")
+    p.add_argument("--pred", required=True, type=Path, help="folder of <video>/<frame>.png predictions (train ids)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--tc-flow", default="auto", choices=("auto",) + FLOW_CHOICES,
+                   help="flow for TC: auto = dataset ground truth where present (synthetic), else none")
+    p.add_argument("--flow-model", help="--tc-flow learned: 'package.module:factory' building the flow network")
+    p.add_argument("--flow-checkpoint", type=Path, help="--tc-flow learned: local state-dict file")
+    p.add_argument("--tc-videos", type=int, default=None,
+                   help="TC on the first N videos only (the papers: first 100 VSPW val videos); default all")
+    p.add_argument("--vc-min-frames", type=int, default=DEFAULT_MIN_FRAMES,
+                   help="videos with fewer labelled frames are left out of mVC (default 17: CFFM skips N <= 16)")
+    p.add_argument("--vc-windows", type=int, nargs="+", default=list(DEFAULT_WINDOW_LENGTHS),
+                   help="window lengths K for mVC_K (default 8 16)")
+    p.add_argument("--warn-on-bad-input", action="store_true",
+                   help="count missing/mis-sized/out-of-range files as warnings instead of stopping")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar over videos (default: only on a terminal)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from videos.datasets import VideoDataset, open_dataset
+
+    if not args.pred.is_dir():
+        raise InputError(f"{args.pred}: prediction folder not found")
+    if args.tc_videos is not None and args.tc_videos < 0:
+        raise InputError(f"--tc-videos must be >= 0, got {args.tc_videos}")
+    if any(n < 2 or n > 256 for n in args.vc_windows):
+        raise InputError(f"--vc-windows must be in 2..256, got {args.vc_windows}")
+    ds = open_dataset(args.dataset, args.root, args.split)
+    flow_name = args.tc_flow
+    if flow_name == "auto":
+        flow_name = "gt" if args.dataset == "synthetic" else "none"
+    if flow_name == "gt" and type(ds).read_flow is VideoDataset.read_flow:
+        # say so before reading a single frame, not at the first pair
+        raise InputError(f"--tc-flow gt: {args.dataset} has no ground-truth flow (use farneback, dis or none)")
+    flow_source = make_flow_source(flow_name, model=args.flow_model, checkpoint=args.flow_checkpoint)
+    result = evaluate(ds, args.pred, flow_source=flow_source, tc_videos=args.tc_videos,
+                      window_lengths=args.vc_windows, vc_min_frames=args.vc_min_frames,
+                      warn_on_bad_input=args.warn_on_bad_input, progress=args.progress)
+    result = {**result, "root": str(args.root), "pred": str(args.pred),
+              "provenance": provenance(config={k: str(v) for k, v in vars(args).items()}, device="cpu")}
+    write_json(args.out, result)
+    print(f"{args.out}: mIoU {_pct(result['miou'])}  WIoU {_pct(result['wiou'])}  "
+          + "  ".join(f"mVC{n} {_pct(result[f'mvc{n}'])}" for n in sorted(set(args.vc_windows)))
+          + f"  TC {_pct(result['tc'])} ({result['tc_flow']})  frames {result['num_frames']}"
+          + (f"  warnings {sum(result['warnings'].values())}" if any(result["warnings"].values()) else ""))
+    return 0
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}"
+
+
+if __name__ == "__main__":
+    run_cli(main)
