@@ -144,5 +144,7 @@ def scores_from_matrix(matrix: np.ndarray) -> SegmentationScores:
     with_union = ~np.isnan(iou)
     miou_mmseg = float(iou[with_union].mean()) if with_union.any() else float("nan")
     # rows > 0 implies a non-empty union, so the product never touches a NaN where the weight is non-zero
-    wiou = float((rows[present] / total * iou[present]).sum()) if total else float("nan")
+    # divide once at the end: sum(row_c * IoU_c) / total is exactly 1.0 for a perfect prediction, while
+    # summing the pre-divided frequencies can land one ulp below it
+    wiou = float((rows[present] * iou[present]).sum() / total) if total else float("nan")
     return SegmentationScores(miou, miou_mmseg, wiou, iou.tolist(), rows.tolist(), total)

@@ -1,0 +1,134 @@
+"""Integrity check of a dataset tree, to run before hours of training.
+
+    python -m videos.check --dataset {synthetic,vspw,cityscapes,camvid} --root DIR [--split S ...] [--headers-only]
+        [--jobs N]
+
+Finds: split files naming absent videos, missing / zero-byte / unreadable frames and masks, masks whose
+size differs from their frame, label values outside the dataset's range, frames without a mask in a
+densely annotated split, missing or malformed ground-truth flow (synthetic). Exit 0 and one summary line
+when clean; otherwise one line per problem, each naming the file, and exit 1.
+
+It opens each split with the same reader the pipeline uses (videos.datasets.open_dataset, strict=False,
+so listing problems are collected instead of raised) and reads every file through it: the messages are
+the ones a run would stop with. ``--headers-only`` reads image headers instead of decoding every frame
+(much faster on VSPW; still finds missing, zero-byte and foreign files, not truncated JPEG bodies).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.cli import InputError, run_cli
+from videos.datasets import SPLITS, image_size, open_dataset, read_index_png
+
+DATASET_NAMES = ("synthetic", "vspw", "cityscapes", "camvid")
+
+
+def present_splits(name: str, root: Path) -> list[str]:
+    """The splits a tree provides, by the layout's own markers."""
+    if name in ("vspw", "synthetic"):
+        return [s for s in SPLITS if (root / f"{s}.txt").is_file()]
+    if name == "cityscapes":
+        return [s for s in SPLITS if (root / "gtFine" / s).is_dir()]
+    return [s for s in SPLITS if (root / f"{s}annot").is_dir()]
+
+
+def check_video(ds, v, headers_only: bool = False) -> tuple[list[str], list[Path], list[Path]]:
+    """Read every file of one video through its reader: (problems, frame files, label files) checked."""
+    problems: list[str] = []
+    broken: set[Path] = set()
+
+    def attempt(fn, *args, path: Path | None = None):
+        try:
+            return fn(*args)
+        except InputError as e:
+            problems.append(str(e))
+            if path is not None:
+                broken.add(path)
+            return None
+
+    for f in v.frames:
+        path = v.image_files[f]
+        attempt(image_size if headers_only else (lambda p: ds.read_image(v, f)), path, path=path)
+    for f in v.labelled:
+        path = v.label_files[f]
+        if v.image_files[f] in broken:      # its frame is reported already: check the mask alone
+            attempt(lambda p: ds.remap_video(v, read_index_png(p), p), path)
+        else:
+            attempt(ds.read_label, v, f)
+    if ds.name == "synthetic":
+        for f in v.frames[:-1]:
+            if v.image_files[f] not in broken:
+                attempt(ds.read_flow, v, f)
+    return problems, [v.image_files[f] for f in v.frames], [v.label_files[f] for f in v.labelled]
+
+
+def _check_video_job(args):
+    return check_video(*args)
+
+
+def check_dataset(name: str, root, splits: list[str] | None = None, headers_only: bool = False,
+                  jobs: int = 1, **options) -> tuple[list[str], dict]:
+    """(problems, summary). Problems are one-line messages naming a file, in a fixed order (split, video,
+    file) whatever ``jobs`` is; a file shared by several snippets (CamVid) is reported once."""
+    root = Path(root)
+    if name not in DATASET_NAMES:
+        raise InputError(f"unknown dataset '{name}' (known: {', '.join(DATASET_NAMES)})")
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset root not found")
+    splits = splits or present_splits(name, root)
+    problems: list[str] = []
+    summary = {"splits": splits, "videos": 0, "frames": 0, "labels": 0}
+    if not splits:
+        return [f"{root}: no split found for the {name} layout (see docs/datasets.md)"], summary
+    frames: set[Path] = set()
+    labels: set[Path] = set()
+    pool = None
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        pool = ProcessPoolExecutor(jobs)
+    try:
+        for split in splits:
+            try:
+                ds = open_dataset(name, root, split, strict=False, **options)
+            except InputError as e:
+                problems.append(str(e))
+                continue
+            problems.extend(ds.problems)
+            summary["videos"] += len(ds.videos)
+            work = [(ds, v, headers_only) for v in ds.videos]
+            results = pool.map(_check_video_job, work, chunksize=8) if pool else map(_check_video_job, work)
+            for found, frame_files, label_files in results:
+                problems.extend(found)
+                frames.update(frame_files)
+                labels.update(label_files)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    summary["frames"], summary["labels"] = len(frames), len(labels)
+    return list(dict.fromkeys(problems)), summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m videos.check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--root", required=True, type=Path)
+    p.add_argument("--split", action="append", choices=SPLITS,
+                   help="split to check (repeatable); default: every split the tree provides")
+    p.add_argument("--headers-only", action="store_true", help="read image headers, not whole frames")
+    p.add_argument("--jobs", type=int, default=1, help="processes reading files (default 1)")
+    a = p.parse_args(argv)
+    if a.jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {a.jobs}")
+    problems, summary = check_dataset(a.dataset, a.root, a.split, a.headers_only, a.jobs)
+    for line in problems:
+        print(line)
+    if problems:
+        return 1
+    print(f"clean: {a.dataset} at {a.root}: splits {', '.join(summary['splits'])}; {summary['videos']} videos, "
+          f"{summary['frames']} frames, {summary['labels']} labelled frames")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
