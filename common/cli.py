@@ -10,7 +10,8 @@ class InputError(Exception):
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main`` and turn InputError/FileNotFoundError/ValueError from input into a one-line error."""
+    """Run ``main`` and turn InputError (registry errors included) and FileNotFoundError into one line on
+    stderr and exit status 1. Other exceptions are bugs and keep their traceback."""
     try:
         rc = main(argv)
     except (InputError, FileNotFoundError) as e:

@@ -47,6 +47,18 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU model (/proc/cpuinfo on Linux); platform.processor() is often just the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: Any = None) -> dict[str, Any]:
     import torch
 
@@ -55,7 +67,7 @@ def device_description(device: Any = None) -> dict[str, Any]:
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
     else:
-        info["device_name"] = platform.processor() or platform.machine()
+        info["device_name"] = cpu_name()
         info["cpu_count"] = os.cpu_count()
     return info
 

@@ -12,12 +12,15 @@ A *variant* is a registry entry: a family plus option overrides, optionally on t
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from common.cli import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VARIANTS_PATH = REPO_ROOT / "config" / "variants.yaml"
@@ -31,7 +34,7 @@ FAMILIES: dict[str, str] = {
 }
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError, ValueError):
     """A malformed registry or an unknown variant/backbone; the message names the file and the entry."""
 
 
@@ -130,8 +133,9 @@ def _load_cached(path: str, mtime: float) -> dict[str, Variant]:
 
 
 def load_variants(path: str | Path | None = None) -> dict[str, Variant]:
-    """All variants of a registry file (default: config/variants.yaml), bases resolved."""
-    p = Path(path) if path else VARIANTS_PATH
+    """All variants of a registry file, bases resolved. Default: $VSS_VARIANTS if set (how the pipeline
+    points every command at a user's registry), else config/variants.yaml."""
+    p = Path(path or os.environ.get("VSS_VARIANTS") or VARIANTS_PATH)
     if not p.exists():
         raise RegistryError(f"{p}: variant registry not found")
     return dict(_load_cached(str(p), p.stat().st_mtime))
@@ -143,7 +147,7 @@ def get_variant(name: str | Variant, path: str | Path | None = None) -> Variant:
     variants = load_variants(path)
     if name not in variants:
         raise RegistryError(
-            f"{path or VARIANTS_PATH}: no variant named '{name}' (known: {', '.join(sorted(variants))})")
+            f"{path or os.environ.get('VSS_VARIANTS') or VARIANTS_PATH}: no variant named '{name}' (known: {', '.join(sorted(variants))})")
     return variants[name]
 
 

@@ -1,0 +1,118 @@
+"""Inference speed of one variant, per PROTOCOL.md "FPS".
+
+    python -m engine.fps --variant V --backbone B --dataset D [--height H --width W --warmup 5 --iters 200]
+                         --out OUT.json [--threads T --device auto|cpu|cuda --dtype float32|float16|bfloat16]
+
+What is timed: batch 1, the whole forward of one test clip (every frame the variant reads, target last),
+the resize of the target logits to the label size and the argmax (models.outputs.predict), repeated
+``iters`` times after ``warmup`` untimed runs. Data loading is excluded (the clip is made once, in memory,
+already on the device). On CUDA the timed region is bracketed by synchronize, cudnn.benchmark is off (so
+every method runs the same kernels it would without autotuning). Weights are random: speed does not
+depend on them. Default resolution: the dataset's test size (videos.info); the label size is the same.
+
+The JSON holds fps, ms per frame, device name, threads, dtype, resolution, variant, backbone and
+provenance. Compare methods as ratios measured in the same run on the same device.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+
+import torch
+
+from common.cli import InputError, run_cli
+from common.device import pick_device, synchronize
+from common.io import write_json
+from common.provenance import device_description, provenance
+from engine.config import apply_threads, registry_path
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def measure_fps(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int], warmup: int, iters: int,
+                dtype: str = "float32") -> dict:
+    """Time ``iters`` calls of predict(model, clip, size) after ``warmup`` calls; model in eval mode."""
+    from models.outputs import predict
+
+    device = clip.device
+    autocast = (torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "float32"
+                else contextlib.nullcontext())
+    with torch.inference_mode(), autocast:
+        for _ in range(warmup):
+            predict(model, clip, size)
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            predict(model, clip, size)
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+    return {"fps": iters / elapsed, "ms_per_frame": 1e3 * elapsed / iters, "seconds": elapsed}
+
+
+def run(variant: str, backbone: str, dataset: str, height: int | None = None, width: int | None = None,
+        warmup: int = 5, iters: int = 200, device: str = "auto", threads: int | None = None,
+        dtype: str = "float32", seed: int = 0, registry: str | None = None) -> dict:
+    from models.registry import RegistryError, build_model, get_variant
+    from videos.info import dataset_info
+
+    if warmup < 0 or iters < 1:
+        raise InputError(f"--warmup must be >= 0 and --iters >= 1, got {warmup} and {iters}")
+    try:
+        info = dataset_info(dataset)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    h, w = height or info.test_size[0], width or info.test_size[1]
+    threads = apply_threads(threads)
+    dev = pick_device(device)
+    if dtype != "float32" and dev.type != "cuda":
+        raise InputError(f"--dtype {dtype}: reduced precision is only measured on CUDA (device is {dev})")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+    torch.manual_seed(seed)
+    try:
+        v = get_variant(variant, registry)
+        model = build_model(v, backbone, info.num_classes)
+    except RegistryError as e:
+        raise InputError(str(e)) from None
+    model = model.to(dev).eval()
+    clip = torch.randn(1, v.num_frames, 3, h, w, device=dev)
+    timing = measure_fps(model, clip, (h, w), warmup, iters, dtype)
+    setup = {"variant": variant, "backbone": backbone, "dataset": dataset, "num_classes": info.num_classes,
+             "resolution": [h, w], "clip_frames": v.num_frames, "batch": 1, "warmup": warmup, "iters": iters,
+             "dtype": dtype}
+    desc = device_description(dev)
+    return {**timing, **setup, "device": desc["device"], "device_name": desc["device_name"], "threads": threads,
+            "cudnn_benchmark": False if dev.type == "cuda" else None,
+            "provenance": provenance(setup, seed, dev)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine.fps", description=__doc__.split("\n\n")[0])
+    p.add_argument("--variant", required=True)
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--height", type=int, default=None, help="default: the dataset's test height")
+    p.add_argument("--width", type=int, default=None, help="default: the dataset's test width")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: $VSS_THREADS, else the "
+                   "cores this process may use)")
+    p.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
+    p.add_argument("--registry", default=None, help="variant registry file (default: $VSS_VARIANTS, else "
+                   "config/variants.yaml)")
+    p.add_argument("--out", required=True, help="output JSON")
+    args = p.parse_args(argv)
+    result = run(args.variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
+                 args.device, args.threads, args.dtype, args.seed, registry_path(args.registry))
+    write_json(args.out, result)
+    print(f"{args.variant}/{args.backbone} at {result['resolution'][0]}x{result['resolution'][1]} on "
+          f"{result['device_name']} ({result['threads']} threads): {result['fps']:.2f} FPS", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

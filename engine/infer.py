@@ -1,0 +1,119 @@
+"""Predict every labelled frame of a split with a trained model; one PNG of train ids per frame.
+
+    python -m engine.infer --checkpoint DIR/model.pt --dataset D --root ROOT --split val --pred PRED
+                           [--threads T --device auto|cpu|cuda --workers W]
+
+Frames go in validation order (video by video, time order), each as the clip the variant reads (past
+references only; at a video's start a missing reference repeats frame 0, videos.clips), at the dataset's
+test resolution (videos.info; the synthetic set at its native size). The target logits are resized back to
+the label's size (bilinear) and argmaxed (models.outputs.predict), then written as PRED/<video>/<frame>.png
+(uint8). The whole folder is written at once (common.io.atomic_dir): an interrupted run leaves the old
+folder or none, never a partial one. PRED/info.json records the model, the frame count and provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from common.cli import InputError, run_cli
+from common.device import pick_device
+from common.io import atomic_dir, write_json
+from common.provenance import provenance
+from engine.checkpoint import build_from_model_file
+from engine.config import apply_threads, registry_path
+
+INFO = "info.json"
+
+
+def test_size_for(dataset: str) -> tuple[int, int] | None:
+    """Network input size at test time: the papers' size for real sets, native for the synthetic one
+    (whose frame size is a generator option, so the table's 64x64 is only its default)."""
+    from videos.info import dataset_info
+
+    return None if dataset == "synthetic" else tuple(dataset_info(dataset).test_size)
+
+
+def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pred: str | Path, *,
+          device: str = "auto", threads: int | None = None, workers: int = 0, progress: bool = False,
+          registry: str | Path | None = None) -> dict:
+    from models.outputs import predict
+    from videos.clips import ClipDataset
+    from videos.datasets import open_dataset
+
+    threads = apply_threads(threads)
+    dev = pick_device(device)
+    model, meta = build_from_model_file(model_file, dev, registry)
+    ds = open_dataset(dataset, root, split)
+    if ds.num_classes != meta["num_classes"]:
+        raise InputError(f"{model_file}: model predicts {meta['num_classes']} classes but {dataset} at {root} "
+                         f"has {ds.num_classes}")
+    if meta["num_classes"] > 255:   # 255 is the ignore id; train ids must fit a uint8 PNG below it
+        raise InputError(f"{model_file}: {meta['num_classes']} classes do not fit a uint8 PNG")
+    try:
+        clips = ClipDataset(ds, model.variant.clip_offsets, train=False, test_size=test_size_for(dataset))
+    except ValueError as e:   # e.g. a split without ground truth: nothing this CLI is defined for
+        raise InputError(str(e)) from None
+    loader = torch.utils.data.DataLoader(clips, batch_size=None, shuffle=False, num_workers=workers,
+                                         pin_memory=dev.type == "cuda")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(clips), unit="frame", dynamic_ncols=True)
+    start = time.perf_counter()
+    with atomic_dir(pred) as tmp:
+        made: set[str] = set()
+        for i, (clip, label) in enumerate(loader):
+            video, frame = clips.item(i)
+            ids = predict(model, clip[None].to(dev, non_blocking=True), tuple(label.shape[-2:]))
+            if video.name not in made:
+                (tmp / video.name).mkdir(parents=True, exist_ok=True)
+                made.add(video.name)
+            Image.fromarray(ids[0].to("cpu", torch.uint8).numpy()).save(tmp / video.name / f"{frame}.png")
+            if bar is not None:
+                bar.update(1)
+        elapsed = time.perf_counter() - start
+        info = {"model": str(model_file), "variant": meta["variant"], "backbone": meta["backbone"],
+                "num_classes": meta["num_classes"], "trained_on": meta["dataset"], "dataset": dataset,
+                "split": split, "frames": len(clips), "videos": len(made), "test_size": test_size_for(dataset),
+                "seconds": elapsed, "train_provenance": meta.get("provenance"),
+                "provenance": provenance(meta.get("config"), (meta.get("config") or {}).get("seed"), dev)}
+        write_json(tmp / INFO, info)
+    if bar is not None:
+        bar.close()
+    return info
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.infer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="DIR/model.pt written by engine.train")
+    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--root", required=True)
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--pred", required=True, help="output folder: PRED/<video>/<frame>.png")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: $VSS_THREADS, else the "
+                   "cores this process may use)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers (0: read in the main process)")
+    p.add_argument("--registry", default=None, help="variant registry, used only for model files that do not "
+                   "carry their variant's definition (default: $VSS_VARIANTS, else config/variants.yaml)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    info = infer(args.checkpoint, args.dataset, args.root, args.split, args.pred, device=args.device,
+                 threads=args.threads, workers=args.workers, progress=sys.stderr.isatty(),
+                 registry=registry_path(args.registry))
+    print(f"predicted {info['frames']} frames of {info['videos']} videos in {info['seconds']:.1f} s -> {args.pred}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,171 @@
+"""A real registered variant end to end: engine.train CLI (segformer on mit_b0, tiny synthetic frames, a few
+iterations, resumed), engine.infer (one PNG per labelled frame, right size, ids in range), engine.fps."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.cli import InputError
+from engine import checkpoint as ckpt_io
+from engine import fps, infer, train
+
+CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    from videos.synthetic import main as make_synthetic
+
+    root = tmp_path_factory.mktemp("syn") / "data"
+    make_synthetic(["--out", str(root), "--train-videos", "2", "--val-videos", "2", "--frames", "5",
+                    "--height", "32", "--width", "48", "--classes", str(CLASSES)])
+    return root
+
+
+def train_args(root, out, *extra):
+    return ["--variant", "segformer", "--backbone", "mit_b0", "--dataset", "synthetic", "--root", str(root),
+            "--out", str(out), "--threads", "1", "--progress", "none", "--batch-size", "2", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert train.main(train_args(synthetic_root, out, "--iters", "3", "--checkpoint-every", "2")) == 0
+    return out
+
+
+def test_segformer_train_resume_matches_uninterrupted(synthetic_root, trained, tmp_path, monkeypatch):
+    # the same 3 iterations, killed after 2 (checkpoint at 2), then the same command again
+    real_train = train.train
+    monkeypatch.setattr(train, "train", lambda *a, **k: real_train(*a, **k, stop_after=2))
+    with pytest.raises(train.TrainingInterrupted):
+        train.main(train_args(synthetic_root, tmp_path, "--iters", "3", "--checkpoint-every", "2"))
+    monkeypatch.setattr(train, "train", real_train)
+    assert train.main(train_args(synthetic_root, tmp_path, "--iters", "3", "--checkpoint-every", "2")) == 0
+    a = ckpt_io.load_model_file(trained / "model.pt")
+    b = ckpt_io.load_model_file(tmp_path / "model.pt")
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert (a["variant"], a["backbone"], a["num_classes"], a["dataset"]) == ("segformer", "mit_b0", CLASSES,
+                                                                             "synthetic")
+    assert a["config"]["crop"] is None and a["config"]["iters"] == 3
+    rows = (trained / "train_log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,loss_total,loss_ce,lr,clips_per_s") and len(rows) == 4
+
+
+def test_infer_writes_one_png_per_labelled_frame(synthetic_root, trained, tmp_path):
+    from videos.datasets import open_dataset
+
+    pred = tmp_path / "pred"
+    assert infer.main(["--checkpoint", str(trained / "model.pt"), "--dataset", "synthetic", "--root",
+                       str(synthetic_root), "--split", "val", "--pred", str(pred), "--threads", "1"]) == 0
+    ds = open_dataset("synthetic", synthetic_root, "val")
+    expected = {f"{v.name}/{f}.png" for v in ds.videos for f in v.labelled}
+    written = {str(p.relative_to(pred)) for p in pred.rglob("*.png")}
+    assert written == expected and len(expected) == 10
+    for name in sorted(expected)[:4]:
+        ids = np.array(Image.open(pred / name))
+        assert ids.dtype == np.uint8 and ids.shape == (32, 48)
+        assert ids.max() < CLASSES
+    info = json.loads((pred / "info.json").read_text())
+    assert info["frames"] == 10 and info["variant"] == "segformer" and "provenance" in info
+    # no temporary folder is left beside the output
+    assert [p.name for p in pred.parent.iterdir()] == ["pred"]
+
+
+def test_infer_matches_direct_prediction_on_first_frame(synthetic_root, trained, tmp_path):
+    """The PNG holds exactly argmax(resize(model(clip))) of the first val frame."""
+    from models.outputs import predict
+    from videos.clips import ClipDataset
+    from videos.datasets import open_dataset
+
+    pred = tmp_path / "p"
+    infer.infer(trained / "model.pt", "synthetic", synthetic_root, "val", pred, device="cpu", threads=1)
+    model, _ = ckpt_io.build_from_model_file(trained / "model.pt")
+    clips = ClipDataset(open_dataset("synthetic", synthetic_root, "val"), (0,), train=False)
+    clip, label = clips[0]
+    video, frame = clips.item(0)
+    expect = predict(model, clip[None], tuple(label.shape))[0].numpy()
+    assert np.array_equal(np.array(Image.open(pred / video.name / f"{frame}.png")), expect)
+
+
+def test_infer_rejects_class_count_mismatch_and_checkpoint_file(synthetic_root, trained, tmp_path):
+    with pytest.raises(InputError, match="not a model file|model file format"):
+        infer.main(["--checkpoint", str(trained / "checkpoint.pt"), "--dataset", "synthetic", "--root",
+                    str(synthetic_root), "--pred", str(tmp_path / "x")])
+    with pytest.raises(InputError, match="not found"):
+        infer.main(["--checkpoint", str(tmp_path / "none.pt"), "--dataset", "synthetic", "--root",
+                    str(synthetic_root), "--pred", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_cli_rejects_unknown_variant_and_backbone(synthetic_root, tmp_path):
+    with pytest.raises(InputError, match="no variant named"):
+        train.main(["--variant", "nope", "--backbone", "mit_b0", "--dataset", "synthetic", "--root",
+                    str(synthetic_root), "--out", str(tmp_path)])
+    with pytest.raises(InputError, match="--backbone resnet18"):
+        train.main(["--variant", "segformer", "--backbone", "resnet18", "--dataset", "synthetic", "--root",
+                    str(synthetic_root), "--out", str(tmp_path)])
+
+
+def test_train_cli_rejects_bad_model_and_clip_options_before_training(synthetic_root, tmp_path):
+    with pytest.raises(InputError, match="model_options.*unknown option"):
+        train.main(train_args(synthetic_root, tmp_path, "--model-options", "{no_such_option: 1}"))
+    with pytest.raises(InputError, match="clip_options"):
+        train.main(train_args(synthetic_root, tmp_path, "--clip-options", "{no_such_option: 1}"))
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_train_cli_nan_exits_1_with_message(synthetic_root, tmp_path, monkeypatch, capsys):
+    import models.registry
+
+    real_build = models.registry.build_model
+
+    def nan_model(*a, **k):
+        m = real_build(*a, **k)
+        real_loss = m.loss
+        m.loss = lambda out, tgt: {key: v * float("nan") for key, v in real_loss(out, tgt).items()}
+        return m
+
+    monkeypatch.setattr(models.registry, "build_model", nan_model)
+    assert train.main(train_args(synthetic_root, tmp_path, "--iters", "2")) == 1
+    assert "loss is not finite at iteration 1" in capsys.readouterr().err
+
+
+def test_fps_json(tmp_path):
+    out = tmp_path / "fps.json"
+    assert fps.main(["--variant", "segformer", "--backbone", "mit_b0", "--dataset", "synthetic", "--height",
+                     "32", "--width", "32", "--warmup", "1", "--iters", "2", "--threads", "1", "--out",
+                     str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["fps"] > 0 and r["resolution"] == [32, 32] and r["iters"] == 2 and r["batch"] == 1
+    assert r["threads"] == 1 and r["dtype"] == "float32" and r["device"] == "cpu" and r["device_name"]
+    assert r["variant"] == "segformer" and r["provenance"]["seed"] == 0
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(InputError, match="only measured on CUDA"):
+        fps.main(["--variant", "segformer", "--backbone", "mit_b0", "--dataset", "synthetic", "--dtype",
+                  "float16", "--out", str(out)])
+
+
+def test_own_registry_file_reaches_train_and_model_file(synthetic_root, tmp_path, monkeypatch):
+    """A variant only a user's registry knows (--registry or $VSS_VARIANTS) trains, and its model file
+    carries the definition, so inference rebuilds it without that registry."""
+    reg = tmp_path / "variants.yaml"
+    reg.write_text("narrow_segformer:\n  family: segformer\n  label: narrow\n  ref_offsets: []\n"
+                   "  options: {head_width: 32}\n")
+    out = tmp_path / "run"
+    monkeypatch.setenv("VSS_VARIANTS", str(reg))
+    args = [a if a != "segformer" else "narrow_segformer" for a in train_args(synthetic_root, out, "--iters", "1")]
+    assert train.main(args) == 0
+    monkeypatch.delenv("VSS_VARIANTS")
+    meta = ckpt_io.load_model_file(out / "model.pt")
+    assert meta["variant"] == "narrow_segformer" and meta["variant_spec"]["options"] == {"head_width": 32}
+    model, _ = ckpt_io.build_from_model_file(out / "model.pt")
+    assert model.decode_head is not None and model.variant.name == "narrow_segformer"
+    infer.infer(out / "model.pt", "synthetic", synthetic_root, "val", tmp_path / "pred", device="cpu", threads=1)
+    assert len(list((tmp_path / "pred").rglob("*.png"))) == 10
