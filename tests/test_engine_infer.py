@@ -169,3 +169,30 @@ def test_own_registry_file_reaches_train_and_model_file(synthetic_root, tmp_path
     assert model.decode_head is not None and model.variant.name == "narrow_segformer"
     infer.infer(out / "model.pt", "synthetic", synthetic_root, "val", tmp_path / "pred", device="cpu", threads=1)
     assert len(list((tmp_path / "pred").rglob("*.png"))) == 10
+
+
+def test_streaming_step_equals_the_clip_forward():
+    """The streaming FPS step (backbone on the new frame, cached reference features) predicts exactly what
+    the whole-clip forward predicts: the meter times the same computation, minus the repeated passes."""
+    import torch
+
+    from models import build_model
+    from models.outputs import predict
+
+    torch.manual_seed(0)
+    model = build_model("msaf", "resnet18", num_classes=5).eval()
+    clip = torch.randn(1, 3, 3, 64, 64)
+    assert fps.supports_streaming(model)
+    with torch.inference_mode():
+        assert torch.equal(fps.stream_step(model, clip, (64, 64))(), predict(model, clip, (64, 64)))
+
+
+def test_fps_json_records_stream_timing_only_where_supported(tmp_path):
+    import json
+
+    for variant, backbone, streams in (("msaf", "resnet18", True), ("segformer", "mit_b0", False)):
+        out = tmp_path / f"{variant}.json"
+        fps.main(["--variant", variant, "--backbone", backbone, "--dataset", "synthetic", "--height", "32",
+                  "--width", "32", "--warmup", "0", "--iters", "1", "--threads", "1", "--out", str(out)])
+        r = json.loads(out.read_text())
+        assert (r["fps_stream"] is not None) == streams
