@@ -1,0 +1,209 @@
+"""The Snakemake pipeline: experiment plans, schema errors, dry runs of every experiment, the add-a-variant path,
+and (slow) the whole smoke DAG for real."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.registry import load_variants
+from reports import paper as P
+from workflow.plan import Plan, PlanError, read_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = load_variants()
+FAMILY = lambda *fams: [n for n, v in VARIANTS.items() if v.family in fams]
+NEW_VARIANT = ("sdcpc_p25:\n  base: sdcpc\n  label: P=25\n  options: {points: 25}\n"
+               "  tables: [sdcpc_p, sdcpc_t3]\n  description: the add-a-variant example (docs/pipeline.md)\n")
+
+
+def snakemake(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    exe = shutil.which("snakemake")
+    cmd = [exe] if exe else [sys.executable, "-m", "snakemake"]
+    return subprocess.run(cmd + list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def job_stats(out: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> number of jobs."""
+    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal\s+(\d+)", out, re.S)
+    assert m, out[-2000:]
+    return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
+
+
+def write_experiment(tmp_path, text: str) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------- plans
+def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
+    plan = Plan({"experiment": "default", "results": str(tmp_path)})
+    assert len(plan.seeds) >= 2
+    trained = {(r.backbone, r.variant) for r in plan.runs}
+    assert trained == {("mit_b0", v) for v in FAMILY("segformer", "sdcpc")} | {("resnet18", v) for v in FAMILY("msaf")}
+    # every row of every paper table that a registry variant reproduces is counted at its printed resolution
+    # (MSAF Table 3, which prints no complexity, by the cityscapes experiment: ~15 CPU-minutes)
+    counts = {(c.dataset, c.backbone, c.variant, f"{c.height}x{c.width}") for c in plan.counts}
+    city = Plan({"experiment": "cityscapes", "results": str(tmp_path), "root": str(tmp_path)})
+    city_counts = {(c.dataset, c.backbone, c.variant, f"{c.height}x{c.width}") for c in city.counts}
+    rep = P.load_reported()
+    for r in rep[rep.variant != ""].drop_duplicates(["table", "row", "backbone", "resolution"]).itertuples():
+        key = (r.dataset, r.backbone, r.variant, r.resolution)
+        assert key in (city_counts if r.table == "msaf_t3" else counts), r
+        if r.dataset == "cityscapes":
+            assert key in city_counts, r
+    # the trained runs are counted at the synthetic size too (the cross table)
+    assert ("synthetic", "mit_b0", "sdcpc", "64x64") in counts
+    assert len(plan.metrics_files()) == len(plan.runs) * len(plan.seeds)
+
+
+def test_extends_merges_and_lists_replace():
+    smoke = read_experiment("smoke")
+    default = read_experiment("default")
+    assert smoke["evaluate"] == default["evaluate"]                  # inherited
+    assert smoke["seeds"] == [0] and smoke["runs"] != default["runs"]  # replaced
+    assert smoke["datasets"]["synthetic"]["generate"]["annotate"] == "dense"  # deep-merged
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("extends: smoke\nruns:\n  - {dataset: synthetic, backbone: mit_b0, variants: [segfromer]}\n",
+     "runs/0: no variant named 'segfromer' in config/variants.yaml (did you mean 'segformer'?"),
+    ("extends: smoke\nruns:\n  - {dataset: synthtic, backbone: mit_b0, variants: [segformer]}\n",
+     "runs/0/dataset: 'synthtic' is not one of"),
+    ("extends: smoke\nruns:\n  - {dataset: synthetic, backbone: mit_b9, variants: [segformer]}\n",
+     "runs/0/backbone: 'mit_b9' is not one of"),
+    ("extends: smoke\nruns:\n  - {dataset: synthetic, backbone: resnet18, variants: [segformer]}\n",
+     "variant 'segformer' (family segformer) does not take backbone 'resnet18'"),
+    ("extends: smoke\nseedz: [1]\n", "Additional properties are not allowed ('seedz' was unexpected)"),
+    ("extends: smoke\ncomplexity:\n  - {dataset: vspw, variants: [sdcpc], backbones: [mit_b1], resolutions: [480by853]}\n",
+     "complexity/0/resolutions/0"),
+    ("extends: smoke\nruns:\n  - {dataset: camvid, backbone: resnet18, variants: [msaf]}\n",
+     "dataset 'camvid' is not declared under datasets"),
+    ("extends: nosuch\n", "no such experiment 'nosuch'"),
+    ("extends: smoke\ntrain: {options: {learning_rate: 0.1}}\n", "train/options: unknown training option(s) learning_rate"),
+])
+def test_config_errors_are_one_clear_line(tmp_path, text, needle):
+    with pytest.raises(PlanError) as e:
+        Plan({"experiment": write_experiment(tmp_path, text), "results": str(tmp_path)})
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+    with pytest.raises(PlanError, match="unknown key.*experimant"):
+        Plan({"experiment": "smoke", "experimant": "default"})
+
+
+def test_snakemake_reports_a_typo_in_one_line_before_any_job(tmp_path):
+    exp = write_experiment(tmp_path, "extends: smoke\nruns:\n  - {dataset: synthetic, backbone: mit_b0, variants: [sdcpc_p99]}\n")
+    res = snakemake("-n", "tables", "--nolock", "--config", f"experiment={exp}", f"results={tmp_path}")
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no variant named 'sdcpc_p99'" in errors[0]
+    assert "Job stats" not in res.stdout + res.stderr
+
+
+# ---------------------------------------------------------------------------------------------- dry runs
+def test_dry_run_default_schedules_the_whole_grid(tmp_path):
+    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    jobs = job_stats(res.stdout + res.stderr)
+    n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 24 with the shipped registry
+    assert jobs["train"] == jobs["infer"] == jobs["evaluate"] == 2 * n_variants
+    assert jobs["fps"] == n_variants
+    # 45 paper-table counts (every backbone row at its printed resolution) + one per trained variant
+    assert jobs["count_complexity"] == 45 + n_variants
+    assert jobs["synthetic_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
+
+
+@pytest.mark.parametrize("experiment, trained", [("vspw", 19), ("cityscapes", 22), ("camvid", 6)])
+def test_dry_run_paper_experiments_need_no_data(tmp_path, experiment, trained):
+    """The paper set-ups plan without the data present (root points at an empty folder)."""
+    res = snakemake("-n", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
+                    f"root={tmp_path / 'data'}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    jobs = job_stats(res.stdout + res.stderr)
+    assert jobs["train"] == jobs["evaluate"] == jobs["fps"] == trained
+    assert "synthetic_data" not in jobs and jobs["check_data"] == 1
+
+
+def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
+    """Adding a variant is one registry entry: the default experiment trains, counts and times it."""
+    reg = tmp_path / "variants.yaml"
+    reg.write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
+    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}", f"variants_file={reg}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout + res.stderr
+    jobs = job_stats(out)
+    n = len(FAMILY("segformer", "sdcpc", "msaf")) + 1
+    assert jobs["train"] == 2 * n and jobs["fps"] == n
+    for path in ("runs/synthetic/mit_b0/sdcpc_p25/seed0/model.pt", "runs/synthetic/mit_b0/sdcpc_p25/seed1/metrics.json",
+                 "fps/synthetic/mit_b0/sdcpc_p25.json", "complexity/vspw/mit_b1/sdcpc_p25@480x853.json"):
+        assert f"{tmp_path}/default/{path}" in out, path
+
+
+# ---------------------------------------------------------------------------------------------- the real DAG
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The smoke experiment, run once for real, with one extra registry entry when the CLIs can read it."""
+    tmp = tmp_path_factory.mktemp("smoke")
+    args = ["tables", "--cores", "2", "--config", f"results={tmp}", "experiment=smoke"]
+    reg = tmp / "variants.yaml"  # a user's own registry: the shipped one plus one new entry
+    reg.write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
+    args.append(f"variants_file={reg}")
+    res = snakemake(*args, timeout=1200)
+    return tmp, res
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
+    tmp, res = smoke_run
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = tmp / "smoke"
+    for t in list(P.TABLES) + ["cross", "complexity"]:
+        df = pd.read_csv(out / "tables" / f"{t}.csv")
+        assert len(df) > 0
+        tex = (out / "tables" / f"{t}.tex").read_text()
+        assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
+    diff = pd.read_csv(out / "tables" / "paper_diff.csv", keep_default_na=False)
+    assert set(diff.status) <= {"match", "deviates", "not comparable", "not run"}
+    assert {"match", "not run", "not comparable"} <= set(diff.status)
+    cross = pd.read_csv(out / "tables" / "cross.csv")
+    for v in ("segformer", "sdcpc", "msaf_baseline", "msaf"):
+        rec = cross[cross.variant == v].iloc[0]
+        assert 0 <= rec.mIoU <= 100 and 0 <= rec.mVC8 <= 100 and rec.FPS > 0 and rec.Params > 0, rec
+    for name in ("tradeoff", "p_sweep", "ablation", "training", "qualitative"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    # provenance: every result JSON carries it; the tables carry commit + config hash
+    metrics = json.loads((out / "runs/synthetic/mit_b0/sdcpc/seed0/metrics.json").read_text())
+    assert {"git_commit", "config_hash", "seed"} <= set(metrics["provenance"])
+    assert "config hash" in (out / "tables" / "sdcpc_t3.tex").read_text()
+    # a second run with nothing changed schedules nothing
+    again = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp}", "experiment=smoke",
+                      f"variants_file={tmp / 'variants.yaml'}")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_added_variant_is_trained_counted_timed_and_tabled(smoke_run):
+    tmp, res = smoke_run
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = tmp / "smoke"
+    assert (out / "runs/synthetic/mit_b0/sdcpc_p25/seed0/metrics.json").exists()
+    assert (out / "fps/synthetic/mit_b0/sdcpc_p25.json").exists()
+    assert (out / "complexity/synthetic/mit_b0/sdcpc_p25@32x32.json").exists()
+    cross = pd.read_csv(out / "tables" / "cross.csv")
+    assert "sdcpc_p25" in set(cross.variant)
+    for t in ("sdcpc_t3", "sdcpc_p"):
+        tab = pd.read_csv(out / "tables" / f"{t}.csv")
+        new = tab[tab.variant == "sdcpc_p25"]
+        assert len(new) == 1 and new.iloc[0].method == "P=25" and pd.notna(new.iloc[0]["mIoU ours"])
