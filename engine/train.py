@@ -290,15 +290,6 @@ class Progress:
                   f"{row['clips_per_s']:.2f} clips/s data {row['data_time_s'] * 1e3:.1f} ms", file=sys.stderr,
                   flush=True)
 
-    def broadcast_buffers(self, model: torch.nn.Module) -> None:
-        """Give every rank rank 0's buffers (BatchNorm running statistics drift apart per rank without
-        SyncBatchNorm, which needs CUDA), so all ranks end with the same model."""
-        if self.world > 1:
-            import torch.distributed as dist
-
-            for b in model.buffers():
-                dist.broadcast(b, 0)
-
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -23,10 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from common.cli import InputError, run_cli  # noqa: E402
+from common.cli import run_cli  # noqa: E402
 from common.io import atomic_path  # noqa: E402
 from reports import paper as P  # noqa: E402
-from reports.tables import backbone_name, collect  # noqa: E402
+from reports.tables import backbone_name, load_inputs  # noqa: E402
 
 FAMILY_COLOURS = {"segformer": "tab:gray", "sdcpc": "tab:blue", "msaf": "tab:orange"}
 
@@ -274,18 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reported", default=None)
     a = ap.parse_args(argv)
 
-    from models.registry import load_variants
-    from workflow.plan import REPO_ROOT, PlanError, load_plan
-
-    try:
-        plan = load_plan(a.experiment, a.results)
-    except PlanError as e:
-        raise InputError(str(e)) from None
-    vf = Path(plan["variants_file"])
-    variants = load_variants(vf if vf.is_absolute() else REPO_ROOT / vf)
-    reported = P.load(a.reported, variants)
+    plan, variants, reported, meas = load_inputs(a.experiment, a.results, a.reported)
     results = Path(a.results)
-    meas = collect(plan, results)
     out = results / plan["experiment"] / "plots"
     written = []
     written += plot_tradeoff(reported, meas, plan, variants, out)

@@ -556,6 +556,21 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.4f")
 
 
+def load_inputs(experiment: str, results: str | Path, reported_csv: str | None):
+    """What every report CLI reads: the experiment's plan, its variant registry, the papers' numbers and
+    our measured results. A bad plan or registry is an InputError naming the file."""
+    from models.registry import load_variants
+    from workflow.plan import REPO_ROOT, PlanError, load_plan
+
+    try:
+        plan = load_plan(experiment, results)
+    except PlanError as e:
+        raise InputError(str(e)) from None
+    vf = Path(plan["variants_file"])
+    variants = load_variants(vf if vf.is_absolute() else REPO_ROOT / vf)
+    return plan, variants, P.load(reported_csv, variants), collect(plan, Path(results))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reports.tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiment", required=True, help="experiment name (results/NAME, config/experiments/NAME.yaml)")
@@ -563,18 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reported", default=None, help="the papers' numbers (default: config/paper/reported.csv)")
     a = ap.parse_args(argv)
 
-    from models.registry import load_variants
-    from workflow.plan import REPO_ROOT, PlanError, load_plan
-
-    try:
-        plan = load_plan(a.experiment, a.results)
-    except PlanError as e:
-        raise InputError(str(e)) from None
-    vf = Path(plan["variants_file"])
-    variants = load_variants(vf if vf.is_absolute() else REPO_ROOT / vf)
-    reported = P.load(a.reported, variants)
+    plan, variants, reported, meas = load_inputs(a.experiment, a.results, a.reported)
     results = Path(a.results)
-    meas = collect(plan, results)
     gflops_key = "gflops_paper" if plan.get("report", {}).get("gflops") == "paper" else "gflops"
     out = results / plan["experiment"] / "tables"
     stamp = f"commit {git_commit() or 'unknown'}, config hash {config_hash(plan)}"

@@ -10,14 +10,6 @@ from models.ops.deform_conv import DeformConv2d, deform_conv2d
 from models.pretrained import describe, load_backbone_weights, load_state
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # the test machine's cores are shared: threads only add contention at these sizes
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 

@@ -6,19 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.cli import InputError, run_cli
+from common.cli import run_cli
 from metrics import complexity
 from metrics.complexity import (ELEMENTWISE_OPS, default_resolution, fvcore_flops, main, measure,
                                 module_hook_flops, paper_attention_flops, parameter_counts)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small tensors on a shared 2-core machine: extra threads only add contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class SDPAAttention(nn.Module):

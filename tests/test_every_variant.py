@@ -12,15 +12,6 @@ SIZE = 64                                    # divisible by every output stride 
 SMALLEST_FIRST = ("mit_b0", "resnet18", "pspnet18", "hrnet_w18")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: threading only adds overhead on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_backbone(module) -> str:
     return next((b for b in SMALLEST_FIRST if b in module.BACKBONES), module.BACKBONES[0])
 

@@ -16,14 +16,6 @@ VARIANTS = sorted(name for name, v in load_variants().items() if v.family == "ms
 K = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 

@@ -10,14 +10,6 @@ from models.ops.dcnv3 import dcnv3_param_count
 from models.sdcpc import (HYPER, SWITCHES, build, class_prototypes, interleave_rows, mcp_cl_losses,
                           prototype_contrast_loss, variate_similarity_loss)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 SDCPC_VARIANTS = sorted(n for n, v in load_variants().items() if v.family == "sdcpc")
 # encoder parameters (REFERENCE-FACTS: B0 3.319M, B1 13.151M, B2 24.196M, B5 81.443M)

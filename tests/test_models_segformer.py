@@ -15,15 +15,6 @@ ENCODER_PARAMS = {"mit_b0": 3_319_392, "mit_b1": 13_151_424, "mit_b2": 24_196_28
 SEGFORMER_124 = {"mit_b0": 3_746_012, "mit_b1": 13_709_116, "mit_b2": 24_753_980, "mit_b5": 82_000_700}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small tensors on a shared 2-core machine: extra threads only add contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
 

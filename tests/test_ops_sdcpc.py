@@ -12,16 +12,6 @@ from models.ops.selective_cross_attention import (SelectiveCrossAttention, base_
                                                   window_grid)
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------------------------------------ DCNv3
 @pytest.mark.parametrize("group", [1, 2])
 def test_dcnv3_core_zero_offsets_uniform_mask_is_3x3_average_pooling(group):

@@ -220,7 +220,7 @@ class Plan:
         if isinstance(only, str):
             only = [v for v in only.split(",") if v]
         if only:
-            self._check_names(only, f"--config variants")
+            self._check_names(only, "--config variants")
 
         self.runs: list[Run] = []
         for i, group in enumerate(self.cfg.get("runs", [])):
