@@ -16,18 +16,6 @@ import subprocess
 import sys
 
 
-def _pool_flops_fixed(inputs, outputs):
-    """Pool handle that also reads a kernel size given as a list (prim::ListConstruct of constants)."""
-    from math import prod
-
-    from fvcore.nn.jit_handles import get_shape
-    kernel = inputs[1].toIValue()
-    if kernel is None:
-        kernel = [v.toIValue() for v in inputs[1].node().inputs()]
-    kernel = kernel if isinstance(kernel, (list, tuple)) else [kernel]
-    return prod(get_shape(outputs[0])) * prod(kernel)
-
-
 def one(variant: str, backbone: str, h: int, w: int, num_classes: int, scale_to=None) -> dict:
     import resource
 
@@ -37,8 +25,6 @@ def one(variant: str, backbone: str, h: int, w: int, num_classes: int, scale_to=
     from models import build_model, get_variant
 
     torch.set_num_threads(1)
-    for op in ("aten::avg_pool2d", "aten::max_pool2d"):  # tolerate pool kernels given as lists
-        complexity.FVCORE_HANDLES[op] = _pool_flops_fixed
     torch.manual_seed(0)
     v = get_variant(variant)
     model = build_model(v, backbone, num_classes).eval()
