@@ -29,8 +29,6 @@ from common.provenance import config_hash
 
 # Environment variable a pipeline job sets to cap torch threads (the CLI flag --threads wins over it).
 THREADS_ENV = "VSS_THREADS"
-# Environment variable naming the variant registry file (the CLI flag --registry wins over it).
-REGISTRY_ENV = "VSS_VARIANTS"
 
 
 @dataclass
@@ -226,11 +224,6 @@ def add_cli_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
 
 def cli_values(ns: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(ns, k) for k in _FIELDS if hasattr(ns, k) and getattr(ns, k) is not None}
-
-
-def registry_path(flag: str | None) -> str | None:
-    """The variant registry a CLI reads: --registry, else $VSS_VARIANTS, else None (config/variants.yaml)."""
-    return flag or os.environ.get(REGISTRY_ENV) or None
 
 
 def allotted_cores() -> int:

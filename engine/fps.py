@@ -30,7 +30,8 @@ from common.cli import InputError, run_cli
 from common.device import pick_device, synchronize
 from common.io import write_json
 from common.provenance import device_description, provenance
-from engine.config import apply_threads, registry_path
+from engine.config import apply_threads
+from models.outputs import supports_streaming
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -57,10 +58,6 @@ def clip_step(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int])
     from models.outputs import predict
 
     return lambda: predict(model, clip, size)
-
-
-def supports_streaming(model: torch.nn.Module) -> bool:
-    return callable(getattr(model, "extract", None)) and callable(getattr(model, "decode", None))
 
 
 def stream_step(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int]):
@@ -143,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output JSON")
     args = p.parse_args(argv)
     result = run(args.variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
-                 args.device, args.threads, args.dtype, args.seed, registry_path(args.registry))
+                 args.device, args.threads, args.dtype, args.seed, args.registry)
     write_json(args.out, result)
     print(f"{args.variant}/{args.backbone} at {result['resolution'][0]}x{result['resolution'][1]} on "
           f"{result['device_name']} ({result['threads']} threads): {result['fps']:.2f} FPS", file=sys.stderr)

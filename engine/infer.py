@@ -25,7 +25,7 @@ from common.device import pick_device
 from common.io import atomic_dir, write_json
 from common.provenance import provenance
 from engine.checkpoint import build_from_model_file
-from engine.config import apply_threads, registry_path
+from engine.config import apply_threads
 
 INFO = "info.json"
 
@@ -54,8 +54,9 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
                          f"has {ds.num_classes}")
     if meta["num_classes"] > 255:   # 255 is the ignore id; train ids must fit a uint8 PNG below it
         raise InputError(f"{model_file}: {meta['num_classes']} classes do not fit a uint8 PNG")
+    test_size = test_size_for(dataset)
     try:
-        clips = ClipDataset(ds, model.variant.clip_offsets, train=False, test_size=test_size_for(dataset))
+        clips = ClipDataset(ds, model.variant.clip_offsets, train=False, test_size=test_size)
     except ValueError as e:   # e.g. a split without ground truth: nothing this CLI is defined for
         raise InputError(str(e)) from None
     loader = torch.utils.data.DataLoader(clips, batch_size=None, shuffle=False, num_workers=workers,
@@ -80,7 +81,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
         elapsed = time.perf_counter() - start
         info = {"model": str(model_file), "variant": meta["variant"], "backbone": meta["backbone"],
                 "num_classes": meta["num_classes"], "trained_on": meta["dataset"], "dataset": dataset,
-                "split": split, "frames": len(clips), "videos": len(made), "test_size": test_size_for(dataset),
+                "split": split, "frames": len(clips), "videos": len(made), "test_size": test_size,
                 "seconds": elapsed, "train_provenance": meta.get("provenance"),
                 "provenance": provenance(meta.get("config"), (meta.get("config") or {}).get("seed"), dev)}
         write_json(tmp / INFO, info)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     info = infer(args.checkpoint, args.dataset, args.root, args.split, args.pred, device=args.device,
                  threads=args.threads, workers=args.workers, progress=sys.stderr.isatty(),
-                 registry=registry_path(args.registry))
+                 registry=args.registry)
     print(f"predicted {info['frames']} frames of {info['videos']} videos in {info['seconds']:.1f} s -> {args.pred}",
           file=sys.stderr)
     return 0

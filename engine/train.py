@@ -45,7 +45,7 @@ from common.io import write_text
 from common.provenance import provenance
 from engine import checkpoint as ckpt_io
 from engine.config import (TrainConfig, add_cli_flags, apply_threads, cli_values, identity, identity_hash,
-                           registry_path, resolve_config, to_dict)
+                           resolve_config, to_dict)
 from engine.schedule import backbone_module, make_scheduler, param_groups
 
 CHECKPOINT = "checkpoint.pt"
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = resolve_config(args.dataset, args.config, cli_values(args))
     from models.registry import RegistryError, family_backbones, get_variant
 
-    registry = registry_path(args.registry)
+    registry = args.registry  # None: models.registry.registry_file resolves $VSS_VARIANTS / the default
     try:
         v = get_variant(args.variant, registry)
     except RegistryError as e:

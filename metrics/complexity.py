@@ -51,6 +51,7 @@ from common.device import pick_device
 from common.io import write_json
 from common.provenance import provenance
 from models.registry import RegistryError, build_model, get_variant
+from models.outputs import supports_streaming
 from videos.info import DATASETS, dataset_info
 
 # (dataset, family) -> (H, W) when it differs from videos.info's test size. Cityscapes: SD-CPC's own
@@ -267,8 +268,7 @@ def fvcore_flops(model: nn.Module, clip: torch.Tensor) -> tuple[int, dict[str, i
     counts of unsupported ops are those of one trace of each part, as in the whole-clip trace."""
     handles = {**FVCORE_HANDLES, **(model.fvcore_handles() if hasattr(model, "fvcore_handles") else {})}
     t = clip.shape[1]
-    streams = callable(getattr(model, "extract", None)) and callable(getattr(model, "decode", None))
-    if not streams or t == 1:
+    if not supports_streaming(model) or t == 1:
         total, by_op, unsupported = _fvcore_trace(model, (clip,), handles)
         return total, by_op, dict(unsupported)
     frame, captured = clip[:, -1], []

@@ -22,6 +22,12 @@ def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
+def supports_streaming(model: torch.nn.Module) -> bool:
+    """Whether a model offers the streaming hooks: ``extract(frames)`` (backbone, per frame) and
+    ``decode(stacked features)`` (everything after it), its forward being ``decode(extract(...))``."""
+    return callable(getattr(model, "extract", None)) and callable(getattr(model, "decode", None))
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Clip (B, T, 3, H, W) -> predicted train ids (B, *size), int64. The model must be in eval mode."""

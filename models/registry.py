@@ -132,10 +132,15 @@ def _load_cached(path: str, mtime: float) -> dict[str, Variant]:
     return parse_variants(_read_yaml(Path(path)), path)
 
 
-def load_variants(path: str | Path | None = None) -> dict[str, Variant]:
-    """All variants of a registry file, bases resolved. Default: $VSS_VARIANTS if set (how the pipeline
+def registry_file(path: str | Path | None = None) -> Path:
+    """The registry a command reads: ``path`` (a --registry flag), else $VSS_VARIANTS (how the pipeline
     points every command at a user's registry), else config/variants.yaml."""
-    p = Path(path or os.environ.get("VSS_VARIANTS") or VARIANTS_PATH)
+    return Path(path or os.environ.get("VSS_VARIANTS") or VARIANTS_PATH)
+
+
+def load_variants(path: str | Path | None = None) -> dict[str, Variant]:
+    """All variants of a registry file (``registry_file(path)``), bases resolved."""
+    p = registry_file(path)
     if not p.exists():
         raise RegistryError(f"{p}: variant registry not found")
     return dict(_load_cached(str(p), p.stat().st_mtime))
@@ -147,7 +152,7 @@ def get_variant(name: str | Variant, path: str | Path | None = None) -> Variant:
     variants = load_variants(path)
     if name not in variants:
         raise RegistryError(
-            f"{path or os.environ.get('VSS_VARIANTS') or VARIANTS_PATH}: no variant named '{name}' (known: {', '.join(sorted(variants))})")
+            f"{registry_file(path)}: no variant named '{name}' (known: {', '.join(sorted(variants))})")
     return variants[name]
 
 

@@ -177,12 +177,12 @@ def test_streaming_step_equals_the_clip_forward():
     import torch
 
     from models import build_model
-    from models.outputs import predict
+    from models.outputs import predict, supports_streaming
 
     torch.manual_seed(0)
     model = build_model("msaf", "resnet18", num_classes=5).eval()
     clip = torch.randn(1, 3, 3, 64, 64)
-    assert fps.supports_streaming(model)
+    assert supports_streaming(model)
     with torch.inference_mode():
         assert torch.equal(fps.stream_step(model, clip, (64, 64))(), predict(model, clip, (64, 64)))
 
