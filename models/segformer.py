@@ -1,15 +1,17 @@
 """SegFormer family: MiT encoder + all-MLP head, single frame (the image baseline of both papers).
 
-    build(backbone, num_classes, ref_offsets=(), head_width=256, drop_path_rate=0.1, dropout=0.1)
+    build(backbone, num_classes, ref_offsets=(), head_width=256, drop_path_rate=0.1, dropout=0.1, output_stride=4)
 
 Options (registry ``options`` or ``build_model`` overrides):
     head_width      E, the all-MLP head width (256: the video papers' setting for every backbone;
                     768 reproduces the original SegFormer B2..B5 head)
     drop_path_rate  stochastic depth of the encoder, spread linearly over its blocks (0.1)
     dropout         Dropout2d before the classifier (0.1)
+    output_stride   4 (SegFormer) or 8: fuse and classify at the F2 size, SD-CPC's output stride (a control
+                    that separates what SD-CPC's temporal modules add from what its coarser output costs)
 
 Model contract (docs/architecture.md): ``forward(clip (B, T, 3, H, W))`` with T = 1 returns logits
-(B, K, H/4, W/4) in eval mode and ``{"logits": ...}`` in train mode; ``loss(outputs, target)`` is
+(B, K, H/s, W/s), s = output_stride, in eval mode and ``{"logits": ...}`` in train mode; ``loss(outputs, target)`` is
 cross-entropy (ignore 255) with the logits upsampled to the label, as mmseg trains SegFormer.
 ``train_only_modules()`` lists submodules run only for the loss (none here), see metrics/complexity.py.
 """
@@ -27,11 +29,11 @@ BACKBONES = tuple(MIT_SETTINGS)   # mit_b0 .. mit_b5
 
 class SegFormer(nn.Module):
     def __init__(self, backbone: str, num_classes: int, head_width: int = HEAD_WIDTH,
-                 drop_path_rate: float = DROP_PATH_RATE, dropout: float = DROPOUT):
+                 drop_path_rate: float = DROP_PATH_RATE, dropout: float = DROPOUT, output_stride: int = 4):
         super().__init__()
         self.backbone_name, self.num_classes = backbone, num_classes
         self.backbone = build_mit(backbone, drop_path_rate)
-        self.decode_head = SegFormerHead(self.backbone.channels, num_classes, head_width, dropout)
+        self.decode_head = SegFormerHead(self.backbone.channels, num_classes, head_width, dropout, output_stride)
 
     def forward(self, clip: torch.Tensor):
         if clip.dim() != 5:
@@ -53,7 +55,7 @@ def build(backbone: str, num_classes: int, ref_offsets=(), **options) -> SegForm
         raise ValueError(f"segformer: unknown backbone '{backbone}' (valid: {', '.join(BACKBONES)})")
     if tuple(ref_offsets):
         raise ValueError(f"segformer is a single-frame model; ref_offsets must be empty, got {tuple(ref_offsets)}")
-    known = {"head_width", "drop_path_rate", "dropout"}
+    known = {"head_width", "drop_path_rate", "dropout", "output_stride"}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"segformer: unknown option(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")

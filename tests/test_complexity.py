@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from common.cli import run_cli
 from metrics import complexity
+from models.registry import load_variants
 from metrics.complexity import (ELEMENTWISE_OPS, default_resolution, fvcore_flops, main, measure,
                                 module_hook_flops, paper_attention_flops, parameter_counts)
 
@@ -221,3 +222,21 @@ def test_streaming_count_equals_the_whole_clip_trace(variant, backbone):
         if expected.get("aten::sub") == unsupported.get("aten::sub", 0) + 1:
             expected["aten::sub"] -= 1
         assert unsupported == {k: v for k, v in expected.items() if v}
+
+
+@pytest.mark.parametrize("name", sorted(load_variants()))
+def test_bfloat16_trace_counts_what_float32_counts(name):
+    """measure() traces in bfloat16 to save time at the papers' sizes; every registry entry must count exactly
+    the same there (totals, operators, unsupported-op calls) and leave the model in float32."""
+    from metrics.complexity import fvcore_flops_any_dtype
+    from models import build_model
+    from models.registry import family_module
+
+    v = load_variants()[name]
+    backbone = family_module(v.family).BACKBONES[0] if v.family != "msaf" else "resnet18"
+    torch.manual_seed(0)
+    model = build_model(v, backbone, num_classes=5).eval()
+    clip = torch.randn(1, v.num_frames, 3, 64, 96)
+    *counted, dtype = fvcore_flops_any_dtype(model, clip)
+    assert dtype == "bfloat16" and tuple(counted) == fvcore_flops(model, clip)
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -93,6 +93,32 @@ def test_infer_matches_direct_prediction_on_first_frame(synthetic_root, trained,
     assert np.array_equal(np.array(Image.open(pred / video.name / f"{frame}.png")), expect)
 
 
+def test_validate_equals_infer_then_evaluate(synthetic_root, trained, tmp_path):
+    """engine.validate (the pipeline's per-run step) writes the same PNGs and the same metrics as the two CLIs."""
+    from engine import validate
+    from metrics import evaluate
+
+    where = ["--dataset", "synthetic", "--root", str(synthetic_root), "--split", "val"]
+    assert infer.main(["--checkpoint", str(trained / "model.pt"), *where, "--pred", str(tmp_path / "a"),
+                       "--threads", "1"]) == 0
+    assert evaluate.main([*where, "--pred", str(tmp_path / "a"), "--out", str(tmp_path / "a.json"),
+                          "--tc-flow", "gt", "--vc-min-frames", "3"]) == 0
+    assert validate.main(["--checkpoint", str(trained / "model.pt"), *where, "--pred", str(tmp_path / "b"),
+                          "--out", str(tmp_path / "b.json"), "--threads", "1", "--tc-flow", "gt",
+                          "--vc-min-frames", "3"]) == 0
+    pngs = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    assert pngs == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.png"))
+    assert all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes() for p in pngs)
+    a, b = (json.loads((tmp_path / f"{x}.json").read_text()) for x in "ab")
+    assert a["tc_flow"] == "gt" and a["num_frames"] == 10        # the evaluate flags reached metrics.evaluate
+    drop = ("provenance", "pred")
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    with pytest.raises(InputError, match="not found"):       # the infer half's errors come through unchanged
+        validate.main(["--checkpoint", str(tmp_path / "none.pt"), *where, "--pred", str(tmp_path / "c"),
+                       "--out", str(tmp_path / "c.json")])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.json").exists()
+
+
 def test_infer_rejects_class_count_mismatch_and_checkpoint_file(synthetic_root, trained, tmp_path):
     with pytest.raises(InputError, match="not a model file|model file format"):
         infer.main(["--checkpoint", str(trained / "checkpoint.pt"), "--dataset", "synthetic", "--root",

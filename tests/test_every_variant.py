@@ -1,5 +1,5 @@
 """Every entry of config/variants.yaml, on the smallest valid backbone of its family, on a tiny clip:
-clip in, target logits out (eval); dict with logits and a finite loss (train); gradients reach every
+clip in, target logits out (eval), each clip of a batch predicted on its own; dict with logits and a finite loss (train); gradients reach every
 trainable parameter. A family whose module does not import yet is skipped, with the reason."""
 import pytest
 import torch
@@ -55,6 +55,10 @@ def test_variant_contract_on_a_tiny_clip(name):
     stride = SIZE // logits.shape[-1]
     assert stride in (1, 2, 4, 8) and tuple(logits.shape[-2:]) == (SIZE // stride, SIZE // stride), logits.shape
     assert torch.isfinite(logits).all()
+    # each clip of a batch is predicted on its own (engine.infer batches clips and relies on it)
+    with torch.no_grad():
+        alone = torch.cat([model(clip[i:i + 1]) for i in range(clip.shape[0])])
+    torch.testing.assert_close(logits, alone, rtol=1e-4, atol=1e-4)
 
     model.train()
     no_stochastic_depth(model)

@@ -132,3 +132,23 @@ def test_cli_and_bad_arguments(tmp_path, capsys):
         synthetic.main(["--out", str(tmp_path / "y"), "--classes", "1"])
     with pytest.raises(InputError, match="--frames"):
         synthetic.main(["--out", str(tmp_path / "y"), "--frames", "1"])
+
+
+def test_object_scale_scales_objects():
+    """--object-scale s draws objects s times as large, clipped to the frame. The first object is drawn from the
+    same random state in both runs (later ones differ: textures draw as many numbers as they have pixels)."""
+    looks, n_bg = synthetic.class_looks(8)
+    cams = np.zeros((6, 2), np.int64)
+
+    def objects(scale):
+        rng = np.random.default_rng(7)
+        return synthetic._objects(rng, looks, n_bg, 6, (64, 64), cams, 1.0, np.zeros((8, 3), np.float32), scale)
+
+    plain, big = objects(1.0), objects(1.6)
+    assert [o.raw_id for o in plain] == [o.raw_id for o in big] and len(plain) >= 3
+    assert np.array_equal(plain[0].velocity, big[0].velocity)
+    for side, side_big in zip(plain[0].mask.shape, big[0].mask.shape):
+        assert abs(side_big - 1.6 * side) <= 1.6, (plain[0].mask.shape, big[0].mask.shape)
+    assert all(3 <= side <= 64 for o in objects(4.0) for side in o.mask.shape)
+    with pytest.raises(InputError, match="--object-scale"):
+        synthetic.generate("/nonexistent/never", object_scale=10)

@@ -1,7 +1,7 @@
 """The embedded default benchmark: a small synthetic video segmentation set in the VSPW on-disk layout.
 
     python -m videos.synthetic --out DIR [--train-videos 20 --val-videos 6 --frames 24 --height 64
-        --width 64 --classes 8 --seed 0 --annotate dense|sparse]
+        --width 64 --classes 8 --seed 0 --annotate dense|sparse --object-scale 1.0]
 
 writes DIR/train.txt, val.txt, meta.json, data/<video>/origin/<frame>.png, data/<video>/mask/<frame>.png
 (raw ids: class c is stored as c + 1; 0 = "others", ignored like VSPW's 0), and data/<video>/flow/<frame>.npy
@@ -39,7 +39,7 @@ from common.io import atomic_dir
 
 GENERATOR_VERSION = 1
 DEFAULTS = dict(train_videos=20, val_videos=6, frames=24, height=64, width=64, classes=8, seed=0,
-                annotate="dense")
+                annotate="dense", object_scale=1.0)
 SPARSE_PERIOD, SPARSE_INDEX = 30, 19     # Cityscapes: frame 19 of each 30-frame snippet is annotated
 
 # Per-frame corruption schedule (image only). A frame is corrupted with probability P_CORRUPT; each kind
@@ -199,7 +199,7 @@ def _world_background(rng, looks, n_bg, world_hw, scale, jitter):
     return lab, img
 
 
-def _objects(rng, looks, n_bg, frames, hw, cams, scale, jitter) -> list[SceneObject]:
+def _objects(rng, looks, n_bg, frames, hw, cams, scale, jitter, object_scale=1.0) -> list[SceneObject]:
     h, w = hw
     k = len(looks)
     n = int(rng.integers(3, 7))
@@ -210,8 +210,9 @@ def _objects(rng, looks, n_bg, frames, hw, cams, scale, jitter) -> list[SceneObj
     for c in classes:
         look = OTHERS_LOOK if c < 0 else looks[c]
         lo_h, hi_h, lo_w, hi_w = look.size
-        oh = max(3, int(round(rng.uniform(lo_h, hi_h) * h)))
-        ow = oh if look.shape == "disc" or hi_w == 0 else max(3, int(round(rng.uniform(lo_w, hi_w) * w)))
+        oh = min(h, max(3, int(round(rng.uniform(lo_h, hi_h) * h * object_scale))))
+        ow = oh if look.shape == "disc" or hi_w == 0 else \
+            min(w, max(3, int(round(rng.uniform(lo_w, hi_w) * w * object_scale))))
         speed = rng.uniform(*look.speed) * scale
         if look.direction == "horizontal":
             ang = rng.choice([0.0, math.pi]) + rng.uniform(-0.15, 0.15)
@@ -244,7 +245,8 @@ def _paste(dst: np.ndarray, src: np.ndarray, mask: np.ndarray, y: int, x: int) -
     region[m] = src[y0 - y:y1 - y, x0 - x:x1 - x][m]
 
 
-def render_video(rng: np.random.Generator, frames: int, hw: tuple[int, int], looks, n_bg: int):
+def render_video(rng: np.random.Generator, frames: int, hw: tuple[int, int], looks, n_bg: int,
+                 object_scale: float = 1.0):
     """Clean frames (float32), raw labels (uint8), layer ids (int16; 0 = background, k = object k) and
     per-frame layer offsets in frame coordinates, all of shape (frames, H, W[, 3])."""
     h, w = hw
@@ -253,7 +255,7 @@ def render_video(rng: np.random.Generator, frames: int, hw: tuple[int, int], loo
     world_hw = (h + int(cams[:, 0].max()) + 1, w + int(cams[:, 1].max()) + 1)
     jitter = rng.uniform(-15, 15, (len(looks), 3)).astype(np.float32)     # this video's colour shift
     bg_lab, bg_img = _world_background(rng, looks, n_bg, world_hw, scale, jitter)
-    objs = _objects(rng, looks, n_bg, frames, hw, cams, scale, jitter)
+    objs = _objects(rng, looks, n_bg, frames, hw, cams, scale, jitter, object_scale)
     images = np.empty((frames, h, w, 3), np.float32)
     labels = np.empty((frames, h, w), np.uint8)
     layers = np.zeros((frames, h, w), np.int16)
@@ -351,8 +353,9 @@ def _png(path: Path, arr: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
-def write_video(root: Path, name: str, rng: np.random.Generator, frames: int, hw, looks, n_bg, annotate) -> dict:
-    images, labels, layers, offsets = render_video(rng, frames, hw, looks, n_bg)
+def write_video(root: Path, name: str, rng: np.random.Generator, frames: int, hw, looks, n_bg, annotate,
+                object_scale: float = 1.0) -> dict:
+    images, labels, layers, offsets = render_video(rng, frames, hw, looks, n_bg, object_scale)
     scale = min(hw) / 64.0
     base = root / "data" / name
     for sub in ("origin", "mask", "flow"):
@@ -376,7 +379,7 @@ def write_video(root: Path, name: str, rng: np.random.Generator, frames: int, hw
 def generate(out: str | Path, train_videos: int = DEFAULTS["train_videos"], val_videos: int = DEFAULTS["val_videos"],
              frames: int = DEFAULTS["frames"], height: int = DEFAULTS["height"], width: int = DEFAULTS["width"],
              classes: int = DEFAULTS["classes"], seed: int = DEFAULTS["seed"],
-             annotate: str = DEFAULTS["annotate"]) -> Path:
+             annotate: str = DEFAULTS["annotate"], object_scale: float = DEFAULTS["object_scale"]) -> Path:
     """Write the set to ``out`` (replaced whole, atomically). Returns the path."""
     if height < 16 or width < 16:
         raise InputError(f"--height/--width must be at least 16, got {height}x{width}")
@@ -388,19 +391,22 @@ def generate(out: str | Path, train_videos: int = DEFAULTS["train_videos"], val_
         raise InputError(f"--classes must be in 2..254, got {classes}")
     if annotate not in ("dense", "sparse"):
         raise InputError(f"--annotate must be dense or sparse, got {annotate}")
+    if not 0.25 <= object_scale <= 4:
+        raise InputError(f"--object-scale must be in 0.25..4, got {object_scale}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
         raise InputError(f"{out}: exists and is not a synthetic set; refusing to replace it")
     looks, n_bg = class_looks(classes)
     settings = dict(train_videos=train_videos, val_videos=val_videos, frames=frames, height=height, width=width,
-                    classes=classes, seed=seed, annotate=annotate)
+                    classes=classes, seed=seed, annotate=annotate, object_scale=object_scale)
     with atomic_dir(out) as tmp:
         corrupted = {}
         for split_id, (split, n) in enumerate((("train", train_videos), ("val", val_videos))):
             names = [f"{split}_{i:03d}" for i in range(n)]
             for i, name in enumerate(names):
                 rng = np.random.default_rng([seed, split_id, i])
-                corrupted[name] = write_video(tmp, name, rng, frames, (height, width), looks, n_bg, annotate)
+                corrupted[name] = write_video(tmp, name, rng, frames, (height, width), looks, n_bg, annotate,
+                                              object_scale)
             (tmp / f"{split}.txt").write_text("".join(f"{v}\n" for v in names))
         meta = {
             "format": "vss-bench synthetic video segmentation set (VSPW layout)",
@@ -431,8 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes", type=int, default=DEFAULTS["classes"])
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--annotate", choices=("dense", "sparse"), default=DEFAULTS["annotate"])
+    p.add_argument("--object-scale", type=float, default=DEFAULTS["object_scale"],
+                   help="multiplies every object's size (1.0: the class table's sizes, 9-29 px at 64 px, i.e. "
+                        "1-4 cells of a 1/8-stride output)")
     a = p.parse_args(argv)
-    out = generate(a.out, a.train_videos, a.val_videos, a.frames, a.height, a.width, a.classes, a.seed, a.annotate)
+    out = generate(a.out, a.train_videos, a.val_videos, a.frames, a.height, a.width, a.classes, a.seed, a.annotate,
+                   a.object_scale)
     if a.frames <= 16:
         print(f"note: mVC skips videos of 16 frames or fewer by default; these have {a.frames}", file=sys.stderr)
     print(f"wrote {out}: {a.train_videos} train + {a.val_videos} val videos of {a.frames} frames, "

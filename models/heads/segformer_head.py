@@ -2,6 +2,8 @@
 
 Per stage a linear to width E (on tokens), bilinear upsampling of F2..F4 to the F1 size, concatenation
 (deepest first, as the public code), a 1x1 conv 4E -> E with BN + ReLU, dropout, a 1x1 classifier.
+``output_stride=8`` fuses at the F2 size instead (F1 average-pooled down, as SD-CPC's SSEA does): a control
+with SD-CPC's output stride, not a paper setting.
 E = 256 is what the video papers (CFFM, MRCFA, SD-CPC) use for every backbone; the original SegFormer uses
 768 for B2..B5 (see docs/reproduction-notes.md for what each choice does to the counts).
 """
@@ -29,9 +31,12 @@ class MLP(nn.Module):
 
 class SegFormerHead(nn.Module):
     def __init__(self, in_channels: tuple[int, ...], num_classes: int, width: int = HEAD_WIDTH,
-                 dropout: float = DROPOUT):
+                 dropout: float = DROPOUT, output_stride: int = 4):
         super().__init__()
+        if output_stride not in (4, 8):
+            raise ValueError(f"SegFormer head: output_stride must be 4 or 8, got {output_stride}")
         self.width = width
+        self.level = {4: 0, 8: 1}[output_stride]   # the stage whose size the maps are fused at
         self.linear_c = nn.ModuleList(MLP(c, width) for c in in_channels)
         self.linear_fuse = nn.Sequential(nn.Conv2d(len(in_channels) * width, width, 1, bias=False),
                                          nn.BatchNorm2d(width), nn.ReLU(inplace=True))
@@ -39,10 +44,17 @@ class SegFormerHead(nn.Module):
         self.linear_pred = nn.Conv2d(width, num_classes, 1)
 
     def fuse(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """The E-wide fused map at the F1 size (before dropout and classifier): what video heads build on."""
-        size = feats[0].shape[-2:]
-        embedded = [F.interpolate(mlp(f), size=size, mode="bilinear", align_corners=False) if i else mlp(f)
-                    for i, (mlp, f) in enumerate(zip(self.linear_c, feats))]
+        """The E-wide fused map at the F1 size (F2 with output_stride 8), before dropout and classifier: what
+        video heads build on."""
+        size = feats[self.level].shape[-2:]
+        embedded = []
+        for i, (mlp, f) in enumerate(zip(self.linear_c, feats)):
+            e = mlp(f)
+            if i < self.level:
+                e = F.adaptive_avg_pool2d(e, size)
+            elif i > self.level:
+                e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
+            embedded.append(e)
         return self.linear_fuse(torch.cat(embedded[::-1], dim=1))
 
     def classify(self, fused: torch.Tensor) -> torch.Tensor:
