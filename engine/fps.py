@@ -1,7 +1,11 @@
 """Inference speed of one variant, per PROTOCOL.md "FPS".
 
-    python -m engine.fps --variant V --backbone B --dataset D [--height H --width W --warmup 5 --iters 200]
-                         --out OUT.json [--threads T --device auto|cpu|cuda --dtype float32|float16|bfloat16]
+    python -m engine.fps --variant V [V ...] --backbone B --dataset D [--height H --width W --warmup 5
+                         --iters 200] --out OUT.json [OUT.json ...] [--threads T --device auto|cpu|cuda
+                         --dtype float32|float16|bfloat16]
+
+Several variants (one --out each, same order) are timed one after the other in one process: the pipeline
+times every variant of a backbone in one job, so they share one start-up and one machine state.
 
 What is timed: batch 1, the whole forward of one test clip (every frame the variant reads, target last),
 the resize of the target logits to the label size and the argmax (models.outputs.predict), repeated
@@ -123,7 +127,7 @@ def run(variant: str, backbone: str, dataset: str, height: int | None = None, wi
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.fps", description=__doc__.split("\n\n")[0])
-    p.add_argument("--variant", required=True)
+    p.add_argument("--variant", required=True, nargs="+", help="one or more registry names")
     p.add_argument("--backbone", required=True)
     p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
     p.add_argument("--height", type=int, default=None, help="default: the dataset's test height")
@@ -137,13 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input")
     p.add_argument("--registry", default=None, help="variant registry file (default: $VSS_VARIANTS, else "
                    "config/variants.yaml)")
-    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--out", required=True, nargs="+", help="output JSON, one per --variant")
     args = p.parse_args(argv)
-    result = run(args.variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
-                 args.device, args.threads, args.dtype, args.seed, args.registry)
-    write_json(args.out, result)
-    print(f"{args.variant}/{args.backbone} at {result['resolution'][0]}x{result['resolution'][1]} on "
-          f"{result['device_name']} ({result['threads']} threads): {result['fps']:.2f} FPS", file=sys.stderr)
+    if len(args.out) != len(args.variant):
+        raise InputError(f"--out: {len(args.out)} file(s) for {len(args.variant)} variant(s); give one per variant")
+    for variant, out in zip(args.variant, args.out):
+        result = run(variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
+                     args.device, args.threads, args.dtype, args.seed, args.registry)
+        write_json(out, result)
+        print(f"{variant}/{args.backbone} at {result['resolution'][0]}x{result['resolution'][1]} on "
+              f"{result['device_name']} ({result['threads']} threads): {result['fps']:.2f} FPS", file=sys.stderr)
     return 0
 
 

@@ -178,6 +178,18 @@ def test_fps_json(tmp_path):
                   "float16", "--out", str(out)])
 
 
+def test_fps_times_several_variants_in_one_call(tmp_path):
+    """The pipeline's per-backbone FPS job: one JSON per variant, in order; a count mismatch is one line."""
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    common = ["--backbone", "mit_b0", "--dataset", "synthetic", "--height", "32", "--width", "32", "--warmup", "0",
+              "--iters", "1", "--threads", "1"]
+    assert fps.main(["--variant", "segformer", "segformer_os8", *common, "--out", *map(str, outs)]) == 0
+    assert [json.loads(o.read_text())["variant"] for o in outs] == ["segformer", "segformer_os8"]
+    with pytest.raises(InputError, match="1 file\\(s\\) for 2 variant"):
+        fps.main(["--variant", "segformer", "segformer_os8", *common, "--out", str(tmp_path / "c.json")])
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_own_registry_file_reaches_train_and_model_file(synthetic_root, tmp_path, monkeypatch):
     """A variant only a user's registry knows (--registry or $VSS_VARIANTS) trains, and its model file
     carries the definition, so inference rebuilds it without that registry."""

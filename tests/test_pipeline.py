@@ -36,6 +36,16 @@ def job_stats(out: str) -> dict[str, int]:
     return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
 
 
+def fps_jobs(jobs: dict[str, int]) -> int:
+    """FPS jobs of a dry run: one rule per (dataset, backbone), named fps_<dataset>_<backbone>."""
+    return sum(n for rule, n in jobs.items() if rule.startswith("fps_"))
+
+
+def fps_outputs(out: str) -> set[str]:
+    """The FPS files a dry run would write (one per trained variant)."""
+    return set(re.findall(r"\S+/fps/\S+\.json", out))
+
+
 def write_experiment(tmp_path, text: str) -> str:
     path = tmp_path / "exp.yaml"
     path.write_text(text)
@@ -116,11 +126,21 @@ def test_dry_run_default_schedules_the_whole_grid(tmp_path):
     jobs = job_stats(res.stdout + res.stderr)
     n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 24 with the shipped registry
     assert jobs["train"] == jobs["evaluate"] == 2 * n_variants and "infer" not in jobs   # one job predicts + scores
-    assert jobs["fps"] == n_variants
+    assert fps_jobs(jobs) == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
     # 30 fixed paper-table counts (every backbone row at its printed resolution), the MiT-B1 ablation group
     # (every segformer/sdcpc entry, 16 with the shipped registry) and one per trained variant
     assert jobs["count_complexity"] == 30 + len(FAMILY("segformer", "sdcpc")) + n_variants
     assert jobs["synthetic_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
+
+
+def test_fps_resources_reach_every_per_backbone_fps_rule(tmp_path):
+    """The FPS rules are named per backbone; `--set-resources fps:...` (the slurm profile's GPU request) must
+    still reach each of them."""
+    res = snakemake("-n", "tables", "--nolock", "--set-resources", "fps:runtime=33", "--config",
+                    f"results={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    blocks = re.findall(r"rule (fps_\w+):.*?resources: ([^\n]*)", res.stdout + res.stderr, re.S)
+    assert len(blocks) == 2 and all("runtime=33" in r for _, r in blocks), blocks
 
 
 @pytest.mark.parametrize("experiment, trained", [("vspw", 19), ("cityscapes", 22), ("camvid", 6)])
@@ -130,7 +150,7 @@ def test_dry_run_paper_experiments_need_no_data(tmp_path, experiment, trained):
                     f"root={tmp_path / 'data'}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
-    assert jobs["train"] == jobs["evaluate"] == jobs["fps"] == trained
+    assert jobs["train"] == jobs["evaluate"] == len(fps_outputs(res.stdout + res.stderr)) == trained
     assert "synthetic_data" not in jobs and jobs["check_data"] == 1
 
 
@@ -143,7 +163,7 @@ def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
     out = res.stdout + res.stderr
     jobs = job_stats(out)
     n = len(FAMILY("segformer", "sdcpc", "msaf")) + 1
-    assert jobs["train"] == 2 * n and jobs["fps"] == n
+    assert jobs["train"] == 2 * n and len(fps_outputs(out)) == n
     for path in ("runs/synthetic/mit_b0/sdcpc_p25/seed0/model.pt", "runs/synthetic/mit_b0/sdcpc_p25/seed1/metrics.json",
                  "fps/synthetic/mit_b0/sdcpc_p25.json", "complexity/vspw/mit_b1/sdcpc_p25@480x853.json"):
         assert f"{tmp_path}/default/{path}" in out, path

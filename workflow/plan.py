@@ -308,6 +308,13 @@ class Plan:
     def fps_files(self) -> list[str]:
         return [f"{self.dir}/fps/{r.dataset}/{r.backbone}/{r.variant}.json" for r in self.runs]
 
+    def fps_groups(self) -> dict[tuple[str, str], list[str]]:
+        """(dataset, backbone) -> the trained variants timed together in one FPS job, in run order."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in self.runs:
+            groups.setdefault((r.dataset, r.backbone), []).append(r.variant)
+        return groups
+
     def complexity_files(self) -> list[str]:
         return [f"{self.dir}/complexity/{c.dataset}/{c.backbone}/{c.variant}@{c.height}x{c.width}.json"
                 for c in self.counts]
