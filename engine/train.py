@@ -362,8 +362,8 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         groups = param_groups(model, cfg.lr, cfg.head_lr_mult, cfg.weight_decay, cfg.no_decay_norm_bias)
-    # foreach: one multi-tensor kernel per group instead of one small op per parameter; the same update
-    # (torch's default only turns it on for CUDA), measured 15-30% faster per iteration on the CPU default
+    # foreach: one multi-tensor update per group, the implementation torch picks on CUDA, so CPU and GPU
+    # runs share it (on the 2-core CPU: SD-CPC steps ~5% faster, MSAF within noise)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                   weight_decay=cfg.weight_decay, foreach=True)
     scheduler = make_scheduler(optimizer, cfg.iters, cfg.warmup_iters, cfg.warmup_ratio, cfg.poly_power,
