@@ -34,8 +34,8 @@ def subset_of(kinds: list[str]) -> list[str]:
     return ["all", "corrupted"] + (["cutout"] if "cutout" in kinds else [])
 
 
-def score_run(pred: Path, ds, corrupted: dict[str, dict[str, list[str]]]) -> dict[str, float]:
-    """mIoU (%) of one prediction folder on each subset of the split's labelled frames."""
+def score_run(pred: Path, ds, subsets: dict[tuple[str, str], list[str]]) -> dict[str, float]:
+    """mIoU (%) of one prediction folder on each subset; ``subsets``: (video, frame) -> its subsets."""
     cms = {s: ConfusionMatrix(ds.num_classes) for s in SUBSETS}
     for video in ds.videos:
         for frame in video.labelled:
@@ -43,7 +43,7 @@ def score_run(pred: Path, ds, corrupted: dict[str, dict[str, list[str]]]) -> dic
             if not png.is_file():
                 raise InputError(f"{png}: missing prediction")
             gt, guess = ds.read_label(video, frame), np.array(Image.open(png))
-            for s in subset_of(corrupted.get(video.name, {}).get(frame, [])):
+            for s in subsets[video.name, frame]:
                 cms[s].update(gt, guess)
     return {s: 100 * cm.scores().miou for s, cm in cms.items()}
 
@@ -60,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{root / 'meta.json'}: not found (run the experiment first)")
     corrupted = json.loads((root / "meta.json").read_text())["corrupted_frames"]
     ds = open_dataset("synthetic", root, args.split)
+    subsets = {(v.name, f): subset_of(corrupted.get(v.name, {}).get(f, [])) for v in ds.videos for f in v.labelled}
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     for pred in sorted(results.glob("runs/synthetic/*/*/seed*/pred")):
-        rows[f"{pred.parts[-4]}/{pred.parts[-3]}"].append(score_run(pred, ds, corrupted))
+        rows[f"{pred.parts[-4]}/{pred.parts[-3]}"].append(score_run(pred, ds, subsets))
     if not rows:
         raise InputError(f"{results}: no runs/synthetic/*/*/seed*/pred folders")
-    n = {s: sum(1 for v in ds.videos for f in v.labelled
-                if s in subset_of(corrupted.get(v.name, {}).get(f, []))) for s in SUBSETS}
+    n = {s: sum(s in kinds for kinds in subsets.values()) for s in SUBSETS}
     print(f"mIoU (%) by frame subset, mean over seeds; frames: " + ", ".join(f"{s} {n[s]}" for s in SUBSETS))
     print(f"{'backbone/variant':34s} seeds " + " ".join(f"{s:>9s}" for s in SUBSETS) + "  corrupted-clean")
     for name, scores in rows.items():

@@ -9,8 +9,9 @@ test resolution (videos.info; the synthetic set at its native size). The target 
 the label's size (bilinear) and argmaxed (models.outputs.predict), then written as PRED/<video>/<frame>.png
 (uint8). Consecutive frames of the same size go through the model together, up to --batch clips (auto:
 as many as make about a megapixel, at most 8: 8 at 64x64, 2 at 480x853, 1 at 1024x2048), which is about
-twice as fast on a CPU at small sizes; the numbers are those of one clip at a time. The whole folder is written at once (common.io.atomic_dir): an interrupted run leaves the old
-folder or none, never a partial one. PRED/info.json records the model, the frame count and provenance.
+twice as fast on a CPU at small sizes; the numbers are those of one clip at a time. The whole folder is
+written at once (common.io.atomic_dir): an interrupted run leaves the old folder or none, never a partial
+one. PRED/info.json records the model, the frame count and provenance.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
     from videos.clips import ClipDataset
     from videos.datasets import open_dataset
 
+    if batch is not None and batch < 1:   # before any model or data is loaded
+        raise InputError(f"--batch must be at least 1, got {batch}")
     threads = apply_threads(threads)
     dev = pick_device(device)
     model, meta = build_from_model_file(model_file, dev, registry)
@@ -74,8 +77,6 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
         from tqdm import tqdm
 
         bar = tqdm(total=len(clips), unit="frame", dynamic_ncols=True)
-    if batch is not None and batch < 1:
-        raise InputError(f"--batch must be at least 1, got {batch}")
     start = time.perf_counter()
     with atomic_dir(pred) as tmp:
         made: set[str] = set()

@@ -7,7 +7,7 @@
 Exactly ``python -m engine.infer`` (PRED/<video>/<frame>.png, one atomic folder) followed by
 ``python -m metrics.evaluate`` (METRICS.json) with the same dataset, root and split: the same files, byte
 for byte. One process instead of two saves a torch start-up (about 1.5 s on the 2-core default machine)
-for each of the default experiment's 48 runs. Use the two CLIs on their own to re-score predictions.
+for each of the default experiment's 50 runs. Use the two CLIs on their own to re-score predictions.
 """
 from __future__ import annotations
 

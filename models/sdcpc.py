@@ -46,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.backbones.mit import DROP_PATH_RATE, MIT_SETTINGS, build_mit
+from models.heads.segformer_head import resize_to
 from models.losses import cross_entropy, resize_target
 from models.ops.dcnv3 import DCNv3
 from models.ops.linear_attention import LinearAttention
@@ -108,12 +109,10 @@ class SSEA(nn.Module):
         parts = []
         for key, embed in self.embed.items():
             i = int(key)
-            if i == 0:        # DS: average-pool F1 to the F2 size, then embed
-                parts.append(embed(F.adaptive_avg_pool2d(feats[0], size)))
-            elif i == 1:
-                parts.append(embed(feats[1]))
-            else:             # embed at the native size, then US (bilinear)
-                parts.append(F.interpolate(embed(feats[i]), size=size, mode="bilinear", align_corners=False))
+            if i == 0:        # DS: average-pool F1 to the F2 size, then embed (cheaper than the other order)
+                parts.append(embed(resize_to(feats[0], size)))
+            else:             # embed at the native size, then US (bilinear); F2 is already at its size
+                parts.append(resize_to(embed(feats[i]), size))
         x = self.dcn(torch.cat(parts, dim=1))
         if self.la is not None:
             x = x + self.la(self.la_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))

@@ -17,6 +17,17 @@ HEAD_WIDTH = 256
 DROPOUT = 0.1
 
 
+def resize_to(x: torch.Tensor, size) -> torch.Tensor:
+    """Bring a (B, C, h, w) map to ``size`` the way the SegFormer-line heads align stages: adaptive average
+    pooling down (SD-CPC's DS), bilinear up (US, align_corners False), untouched when it already fits (so a
+    trace records no extra operator)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.shape[-2] > size[0] or x.shape[-1] > size[1]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 class MLP(nn.Module):
     """Linear embedding of a feature map's channels, applied per pixel (as tokens, like the public code)."""
 
@@ -47,14 +58,7 @@ class SegFormerHead(nn.Module):
         """The E-wide fused map at the F1 size (F2 with output_stride 8), before dropout and classifier: what
         video heads build on."""
         size = feats[self.level].shape[-2:]
-        embedded = []
-        for i, (mlp, f) in enumerate(zip(self.linear_c, feats)):
-            e = mlp(f)
-            if i < self.level:
-                e = F.adaptive_avg_pool2d(e, size)
-            elif i > self.level:
-                e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
-            embedded.append(e)
+        embedded = [resize_to(mlp(f), size) for mlp, f in zip(self.linear_c, feats)]
         return self.linear_fuse(torch.cat(embedded[::-1], dim=1))
 
     def classify(self, fused: torch.Tensor) -> torch.Tensor:
