@@ -12,10 +12,15 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the top-level folders are packages from the repo root
 
+from common.lock import hold_or_exit
 from workflow.plan import FAMILY_BACKBONES, Plan, PlanError, cli_flags, gpu_count
 
 
 configfile: "config/config.yaml"
+
+
+onstart:  # one run per results folder: another clone writing into it is refused in one line
+    hold_or_exit(PLAN.dir)
 
 
 try:

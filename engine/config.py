@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from common.cli import InputError
+from common.inputs import load_yaml, parse_yaml_value
 from common.provenance import config_hash
 
 # Environment variable a pipeline job sets to cap torch threads (the CLI flag --threads wins over it).
@@ -96,6 +97,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError("may not be null")
             return None
         if kind.startswith("tuple"):
+            if isinstance(value, (str, bytes, dict)):
+                raise ValueError(f"needs two numbers, got {value!r}")
             value = tuple(value)
             if len(value) != 2:
                 raise ValueError("needs two numbers")
@@ -146,9 +149,32 @@ def _check(cfg: TrainConfig, source: str) -> TrainConfig:
         problems.append("amp_dtype must be bfloat16 or float16")
     if cfg.progress not in ("auto", "bar", "lines", "none"):
         problems.append("progress must be auto, bar, lines or none")
+    problems += _check_ranges(cfg)
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems))
     return cfg
+
+
+def _check_ranges(cfg: TrainConfig) -> list[str]:
+    """Values that pass their type but would fail (or silently misbehave) deep inside a run."""
+    out = []
+    if cfg.crop is not None and min(cfg.crop) < 1:
+        out.append(f"crop must be two positive sizes (H, W), got {list(cfg.crop)}")
+    if not all(0 <= b < 1 for b in cfg.betas):
+        out.append(f"betas must be in [0, 1), got {list(cfg.betas)}")
+    for name in ("eps", "head_lr_mult", "poly_power"):
+        if not getattr(cfg, name) > 0:
+            out.append(f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in ("weight_decay", "min_lr"):
+        if not getattr(cfg, name) >= 0:
+            out.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.warmup_ratio <= 1:
+        out.append(f"warmup_ratio must be in [0, 1], got {cfg.warmup_ratio}")
+    if cfg.grad_clip is not None and not cfg.grad_clip > 0:
+        out.append(f"grad_clip must be > 0 or null, got {cfg.grad_clip}")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        out.append(f"num_workers must be >= 0, got {cfg.num_workers}")
+    return out
 
 
 def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
@@ -163,7 +189,7 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any], source: str) ->
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path, "config file")   # duplicate keys, non-UTF-8: one line
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
@@ -218,7 +244,7 @@ def add_cli_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         if name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=yaml.safe_load,
+        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=parse_yaml_value,
                            metavar="V", help=f"default {default!r}")
 
 

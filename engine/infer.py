@@ -25,7 +25,7 @@ from PIL import Image
 
 from common.cli import InputError, run_cli
 from common.device import pick_device
-from common.io import atomic_dir, write_json
+from common.io import atomic_dir, check_replaceable_dir, write_json
 from common.provenance import provenance
 from engine.checkpoint import build_from_model_file
 from engine.config import apply_threads
@@ -56,6 +56,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
 
     if batch is not None and batch < 1:   # before any model or data is loaded
         raise InputError(f"--batch must be at least 1, got {batch}")
+    check_replaceable_dir(pred, INFO, "prediction folder")   # a file, under a file, or not ours: refused now
     threads = apply_threads(threads)
     dev = pick_device(device)
     model, meta = build_from_model_file(model_file, dev, registry)
@@ -78,7 +79,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
 
         bar = tqdm(total=len(clips), unit="frame", dynamic_ncols=True)
     start = time.perf_counter()
-    with atomic_dir(pred) as tmp:
+    with atomic_dir(pred, marker=INFO) as tmp:
         made: set[str] = set()
         pending: list[tuple[int, torch.Tensor, tuple[int, int]]] = []   # (index, clip, label size)
 

@@ -17,7 +17,8 @@ Threads: --threads N (or $VSS_THREADS) caps torch threads so parallel pipeline j
 the machine; default: the cores this process may run on.
 
 A loss that is NaN or infinite stops the run (exit 1) naming the iteration; checkpoint.pt keeps the last
-good state.
+good state. So does a write that fails (full disk, read-only folder): one line naming the file, the cause
+and the iteration checkpoint.pt still holds. Temporaries a killed run left in DIR are removed at the start.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import dataclasses
 import io
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -41,8 +43,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.cli import InputError, run_cli
 from common.device import pick_device
-from common.io import write_text
+from common.io import OutputError, check_output_dir, remove_stale_temporaries, write_text
 from common.provenance import provenance
+from common.weights import load_weights_only
 from engine import checkpoint as ckpt_io
 from engine.config import (TrainConfig, add_cli_flags, apply_threads, cli_values, identity, identity_hash,
                            resolve_config, to_dict)
@@ -245,10 +248,11 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, backbone: s
         if backbone.startswith(("resnet", "pspnet", "hrnet")):
             report = load_backbone_weights(body, path, backbone)
         else:   # MiT: our names follow the public SegFormer checkpoints; only wrappers/heads are stripped
-            report = load_state(body, torch.load(path, map_location="cpu", weights_only=True), backbone)
+            report = load_state(body, load_weights_only(path, "pretrained weights"), backbone)
             report.update(init="pretrained", checkpoint=str(path))
-    except (ValueError, RuntimeError, OSError) as e:
-        raise InputError(f"{path}: cannot load pretrained weights ({type(e).__name__}: {e})") from None
+    except (ValueError, RuntimeError, OSError, pickle.UnpicklingError) as e:   # a crafted pickle is refused unrun
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{path}: cannot load pretrained weights ({type(e).__name__}: {first})") from None
     if not report["loaded"]:
         raise InputError(f"{path}: no tensor fits the {backbone} backbone ({describe(report)})")
     report["summary"] = describe(report)
@@ -307,7 +311,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, variant: str, backbone: s
     and ``data_factory() -> (clip dataset, num_classes)`` replace the registry model and the on-disk
     dataset (tests use a tiny model). ``stop_after`` raises
     TrainingInterrupted once that many iterations are complete (a simulated kill)."""
-    out = Path(out)
+    out = check_output_dir(out, "run folder")   # before any data or model is read
+    remove_stale_temporaries(out)
     if cfg.deterministic:   # deterministic cuBLAS needs this before the first CUDA context exists
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = Dist(cfg)
@@ -398,14 +403,25 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
 
     last_saved = start if ckpt_path.exists() else None
 
+    def kept() -> str:
+        return (f"{ckpt_path} keeps iteration {last_saved}" if last_saved is not None
+                else "no checkpoint was written yet")
+
     def save(iteration: int) -> None:
         nonlocal last_saved
-        last_saved = iteration
         if dist.main:
-            ckpt_io.save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                    scaler=scaler, iteration=iteration, config=ident, log_rows=log_rows,
-                                    extra={"run": run_meta})
-            write_log(out / LOG, log_rows)
+            try:
+                ckpt_io.save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                        scaler=scaler, iteration=iteration, config=ident, log_rows=log_rows,
+                                        extra={"run": run_meta})
+            except OutputError as e:
+                raise OutputError(f"{e}; stopped at iteration {iteration}, {kept()}", e.cause) from None
+            last_saved = iteration
+            try:
+                write_log(out / LOG, log_rows)
+            except OutputError as e:
+                raise OutputError(f"{e}; stopped at iteration {iteration}, {kept()}", e.cause) from None
+        last_saved = iteration
         dist.barrier()
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -430,9 +446,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             values = values.tolist()
             if not all(math.isfinite(v) for v in values):
                 bad = ", ".join(f"{k}={v}" for k, v in zip(names, values) if not math.isfinite(v))
-                kept = (f"{ckpt_path} keeps iteration {last_saved}" if last_saved is not None
-                        else "no checkpoint was written yet")
-                raise NonFiniteLoss(f"loss is not finite at iteration {it + 1} ({bad}); stopped, {kept}")
+                raise NonFiniteLoss(f"loss is not finite at iteration {it + 1} ({bad}); stopped, {kept()}")
             optimizer.zero_grad(set_to_none=True)
             total = losses["total"]
             if scaler is not None:
@@ -469,11 +483,14 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     prov.update({"train_config_hash": identity_hash(cfg), "world_size": dist.world, "threads": threads,
                  "backbone_init": pretrained_report["summary"] if pretrained_report else "random init"})
     if dist.main:
-        ckpt_io.save_model(out / MODEL, model=model, variant=variant, backbone=backbone, num_classes=num_classes,
-                           dataset=dataset, model_options=cfg.model_options, config=to_dict(cfg),
-                           provenance=prov, iterations=cfg.iters,
-                           variant_spec=dataclasses.asdict(spec) if spec is not None else None)
-        write_log(out / LOG, log_rows)
+        try:
+            ckpt_io.save_model(out / MODEL, model=model, variant=variant, backbone=backbone,
+                               num_classes=num_classes, dataset=dataset, model_options=cfg.model_options,
+                               config=to_dict(cfg), provenance=prov, iterations=cfg.iters,
+                               variant_spec=dataclasses.asdict(spec) if spec is not None else None)
+            write_log(out / LOG, log_rows)
+        except OutputError as e:   # rerunning the command after freeing space only writes these files
+            raise OutputError(f"{e}; training finished, {kept()}", e.cause) from None
     dist.barrier()
     new_rows = log_rows[-(cfg.iters - start):] if cfg.iters > start else []
     data_time = sum(r["data_time_s"] for r in new_rows)

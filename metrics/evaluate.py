@@ -16,11 +16,18 @@ consistency.py, temporal.py restate them). All values are fractions in [0, 1]; n
 A missing prediction for a labelled frame, an unreadable one, one whose size differs from its mask, or a label
 outside 0..K-1 stops the run with one line naming the file (exit 1). With --warn-on-bad-input each is
 counted under "warnings" instead, the frame is left out of every metric, and its video out of mVC.
+
+What may legitimately be so is scored as it is and counted under "warnings", with one ``warning:`` line each
+on stderr: frames of a densely annotated split that have no mask (``unlabelled_frames``: they are not
+scored), the dataset reader's notes (``dataset_notes``: gaps in frame numbering, a repeated split line, a
+frame saved twice; videos.check reports them too) and predictions for frames that are not labelled frames
+of the split (``extra_predictions``: ignored).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -28,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import InputError, run_cli
-from common.io import write_json
+from common.io import check_output_file, write_json
 from common.provenance import provenance
 from metrics.consistency import DEFAULT_MIN_FRAMES, DEFAULT_WINDOW_LENGTHS, VideoConsistency
 from metrics.flow import FLOW_CHOICES, make_flow_source
@@ -65,6 +72,37 @@ def read_prediction(path: Path, shape: tuple[int, int], num_classes: int) -> np.
         bad = sorted(int(v) for v in np.unique(pred[pred >= num_classes]))
         raise BadInput("label_out_of_range", f"{path}: predicted label(s) {bad[:8]} outside 0..{num_classes - 1}")
     return pred
+
+
+INPUT_WARNINGS = ("unlabelled_frames", "dataset_notes", "extra_predictions")
+
+
+def note_input_warnings(ds, pred_root: Path, warnings: Counter, examples: list[str]) -> None:
+    """Count what the module docstring lists under INPUT_WARNINGS; one stderr line per kind."""
+    found: dict[str, list[str]] = {k: [] for k in INPUT_WARNINGS}
+    unlabelled = set()
+    if getattr(ds, "dense", False) and ds.split != "test":
+        for v in ds.videos:
+            for f in v.frames:
+                if f not in v.label_files:
+                    unlabelled.add(str(v.image_files[f]))
+                    found["unlabelled_frames"].append(f"{v.image_files[f]}: frame without a mask, not scored")
+    found["dataset_notes"] = [m for m in ds.problems + ds.warnings if m.split(": ", 1)[0] not in unlabelled]
+    expected = {v.name: set(v.labelled) for v in ds.videos}
+    with os.scandir(pred_root) as videos:
+        for entry in sorted(videos, key=lambda e: e.name):
+            if entry.is_dir():
+                with os.scandir(entry.path) as frames:
+                    extra = sorted(e.name for e in frames if e.name.endswith(".png")
+                                   and e.name[:-4] not in expected.get(entry.name, ()))
+                found["extra_predictions"] += [f"{Path(entry.path) / name}: no labelled frame of {ds.name} "
+                                               f"{ds.split} has this prediction; ignored" for name in extra]
+    for kind, messages in found.items():
+        if messages:
+            warnings[kind] += len(messages)
+            examples.extend(messages[:max(0, MAX_WARNING_EXAMPLES - len(examples))])
+            more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+            print(f"warning: {messages[0]}{more}", file=sys.stderr)
 
 
 def _fraction(x) -> float | None:
@@ -140,6 +178,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         else:
             consistency.add_video(stream.finish())
 
+    note_input_warnings(ds, pred_root, warnings, examples)
     if confusion.num_frames == 0 and not warnings:
         raise InputError(f"{ds.root}: split '{ds.split}' has no labelled frames to evaluate")
 
@@ -182,7 +221,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         },
         "warnings": {kind: warnings.get(kind, 0) for kind in
                      ("missing_prediction", "unreadable_prediction", "size_mismatch", "label_out_of_range",
-                      "bad_ground_truth")},
+                      "bad_ground_truth") + INPUT_WARNINGS},
         "warning_examples": examples,
     })
     return result
@@ -218,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.pred.is_dir():
         raise InputError(f"{args.pred}: prediction folder not found")
+    check_output_file(args.out, "metrics file")   # a directory, or under a file: one line before any frame is read
     if args.tc_videos is not None and args.tc_videos < 0:
         raise InputError(f"--tc-videos must be >= 0, got {args.tc_videos}")
     if any(n < 2 or n > 256 for n in args.vc_windows):

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common.cli import InputError
 from videos import augment
 from videos.datasets import Video, VideoDataset
 
@@ -51,6 +52,15 @@ def clip_frame_ids(video: Video, target: str, offsets: Sequence[int]) -> list[st
     return [video.frames[max(0, i + o)] for o in normalise_offsets(offsets)] + [target]
 
 
+def check_same_size(ds: VideoDataset, video: Video, ids: list[str], frames: list[np.ndarray]) -> None:
+    """The frames of one clip are stacked: a reference of another size is an error naming both files."""
+    target = frames[-1].shape[:2]
+    for f, img in zip(ids, frames):
+        if img.shape[:2] != target:
+            raise InputError(f"{ds.image_path(video, ids[-1])}: frames of one video differ in size: this one is "
+                             f"{target[1]}x{target[0]}, {ds.image_path(video, f).name} is {img.shape[1]}x{img.shape[0]}")
+
+
 class ClipDataset(Dataset):
     def __init__(self, ds: VideoDataset, offsets: Sequence[int], train: bool = True,
                  crop: tuple[int, int] | None = None, scale: tuple[int, int] | None = None,
@@ -67,6 +77,7 @@ class ClipDataset(Dataset):
         length       training epoch length (default: number of labelled frames)
         augment_options  ratio_range, cat_max_ratio, flip_prob (videos.augment.sample_geometry)
         """
+        augment.check_options(crop=crop, scale=scale, test_size=test_size, **augment_options)
         self.ds = ds
         self.offsets = normalise_offsets(offsets)
         self.train = train
@@ -103,6 +114,7 @@ class ClipDataset(Dataset):
             if f not in cache:
                 cache[f] = self.ds.read_image(video, f)
         frames = [cache[f] for f in ids]
+        check_same_size(self.ds, video, ids, frames)
         label = self.ds.read_label(video, target)
         return frames, label
 

@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from common.inputs import load_yaml
+from common.options import check_run_options
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = REPO_ROOT / "config" / "experiments"
 SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "experiment.schema.yaml"
@@ -86,7 +89,7 @@ def read_experiment(name: str, _chain: tuple[str, ...] = ()) -> dict:
         known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
         raise PlanError(f"{path}: no such experiment '{name}' (known: {known})")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path, "experiment file", PlanError) or {}   # duplicate keys, non-UTF-8: one line
     except yaml.YAMLError as e:
         raise PlanError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
@@ -244,6 +247,8 @@ class Plan:
         for r in self.runs:
             h, w = self.test_size(r.dataset)
             self._add_count(Count(r.dataset, r.backbone, r.variant, h, w))
+        check_run_options(self.variants, self.cfg.get("train"), [(r.dataset, r.variant) for r in self.runs], where,
+                          PlanError, self.variants_file, [c.variant for c in self.counts])  # torch-free, one line
 
     # ------------------------------------------------------------------ selection and checks
     def _check_names(self, names, where):
