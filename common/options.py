@@ -271,8 +271,9 @@ def train_problems(dataset: str, options: Mapping[str, Any], config_file: str | 
 
     try:
         cfg = resolve_config(dataset, config_file, dict(options))
-    except InputError as e:
-        return [f"{dataset} training options: {e}"], None
+    except InputError as e:   # engine.config names the source; options given here are the experiment's own
+        message = str(e).removeprefix("command line: ").removeprefix("training config: ")
+        return [f"train/options (for {dataset}): {message}"], None
     return option_problems(cfg.clip_options, clip_options(), "train/options/clip_options"), cfg
 
 

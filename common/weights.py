@@ -9,6 +9,7 @@ and every failure (missing, torn, foreign, crafted) is one InputError line namin
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -32,14 +33,15 @@ def load_weights_only(path: str | Path, what: str = "weights file", safe_types: 
             names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:   # not a zip archive: only the error's text says what it needed
             names = []
+        names = names or re.findall(r"GLOBAL ([\w.]+)", detail)
         if names or "global" in detail.lower() or "reduce" in detail.lower():
             needs = ", ".join(names[:3]) if names else detail[:120]
-            raise InputError(f"{path}: refused, not loaded: the {what} holds Python objects that would run code "
-                             f"to unpickle ({needs}); only tensors and plain data are read") from None
+            raise InputError(f"{path}: {what} refused, not loaded: unpickling it would run code ({needs}); "
+                             "only tensors and plain data are read") from None
         raise InputError(f"{path}: cannot read {what}: not a torch file of tensors and plain data "
                          f"({detail[:120]})") from None
     except Exception as e:  # torn, truncated, or not a torch file at all
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0]
         raise InputError(f"{path}: cannot read {what} ({type(e).__name__}: {first[:200]})") from None
 
 

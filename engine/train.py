@@ -519,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = resolve_config(args.dataset, args.config, cli_values(args))
-    from models.registry import RegistryError, family_backbones, get_variant
+    from common.options import variant_problems
+    from models.registry import RegistryError, family_backbones, get_variant, registry_file
 
     registry = args.registry  # None: models.registry.registry_file resolves $VSS_VARIANTS / the default
     try:
@@ -529,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.backbone not in family_backbones(v.family):
         raise InputError(f"--backbone {args.backbone}: variant {v.name} (family {v.family}) takes "
                          f"{', '.join(family_backbones(v.family))}")
+    problems = variant_problems(v, cfg.model_options, str(registry_file(registry)))   # before any data is read
+    if problems:
+        raise InputError(problems[0])
     try:
         summary = train(cfg, args.out, variant=args.variant, backbone=args.backbone, dataset=args.dataset,
                         root=args.root, registry=registry)

@@ -467,7 +467,7 @@ CASES = [
     Case("check/gap-in-numbering-vspw", "weak", "videos.check",
          lambda e: (vspw(e, videos={"a": 5}), [p.unlink() for p in (e.tmp / "vspw/data/a").glob("*/00000002.*")],
                     check_argv("vspw", e.tmp / "vspw"))[-1], 0,
-         ("warning:", "data/a/origin", "jumps from 00000001 to 00000003", "1 warnings")),
+         ("warning:", "data/a/origin", "jumps from 00000001 to 00000003", "; 1 warning")),
     Case("check/gap-in-numbering-synthetic", "weak", "videos.check", lambda e: check_argv("synthetic", gap(e)), 1,
          ("val_000/origin", "jumps from 00001 to 00003")),
     Case("check/duplicate-split-lines", "weak", "videos.check",
@@ -612,7 +612,7 @@ CASES = [
          1, ("variants.yaml", "not UTF-8", "line 3")),
     Case("plan/train-crop-zero", "defect", "plan",
          lambda e: plan(e, experiment(e, "extends: smoke\ntrain: {iters: 3, options: {crop: [0, 0]}}\n")), 1,
-         ("exp.yaml", "crop must be two positive sizes")),
+         ("exp.yaml: train/options (for synthetic): crop must be two positive sizes (H, W), got [0, 0]",)),
     Case("plan/variant-option-wrong-type", "defect", "snakemake",
          lambda e: ["-n", "tables", "--nolock", "--config", "experiment=smoke", f"results={e.tmp / 'results'}",
                     f"variants_file={registry_with(e, FOUR_POINTS)}"],
@@ -693,3 +693,19 @@ def test_table_counts():
     before = {k: sum(c.before == k for c in CASES) for k in ("good", "weak", "defect")}
     assert len(CASES) == len({c.id for c in CASES}) == sum(before.values())
     assert before == {"good": 22, "weak": 13, "defect": 32}, before
+
+
+@pytest.mark.parametrize("family", ["segformer", "sdcpc", "msaf"])
+def test_torch_free_option_table_matches_the_family_code(family):
+    """common.options reads a family's options from its source; the names must be exactly those its build()
+    accepts (its own refusal lists them), and every registry entry must pass."""
+    import re
+
+    from common.options import family_options, variant_problems
+    from models.registry import FAMILIES, family_module, load_variants
+
+    with pytest.raises(ValueError) as refused:
+        family_module(family).build(family_module(family).BACKBONES[0], 4, (), not_an_option=1)
+    known = set(re.search(r"known: ([^)]*)\)", str(refused.value)).group(1).split(", "))
+    assert set(family_options(FAMILIES[family])) == known
+    assert [p for v in load_variants().values() if v.family == family for p in variant_problems(v)] == []

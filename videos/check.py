@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {line}")
     if problems:
         return 1
-    noted = f"; {len(summary['warnings'])} warnings" if summary["warnings"] else ""
+    n = len(summary["warnings"])
+    noted = f"; {n} warning{'s' if n > 1 else ''}" if n else ""
     print(f"clean: {a.dataset} at {a.root}: splits {', '.join(summary['splits'])}; {summary['videos']} videos, "
           f"{summary['frames']} frames, {summary['labels']} labelled frames{noted}")
     return 0

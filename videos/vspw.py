@@ -140,7 +140,7 @@ class SyntheticDataset(VSPWDataset):
             self.meta = json.loads(meta_path.read_text())
         except FileNotFoundError:
             raise InputError(f"{meta_path}: not found (write the set with `python -m videos.synthetic`)") from None
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:   # ValueError: bad JSON, or bytes that are not UTF-8
             raise InputError(f"{meta_path}: unreadable ({e})") from None
         try:
             k = int(self.meta["num_classes"])
