@@ -28,21 +28,28 @@ def load_weights_only(path: str | Path, what: str = "weights file", safe_types: 
             warnings.simplefilter("ignore")   # torch's notes on pickle protocols: our line says what matters
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = _unpickler_detail(str(e))
-        try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:   # not a zip archive: only the error's text says what it needed
-            names = []
-        names = names or re.findall(r"GLOBAL ([\w.]+)", detail)
-        if names or "global" in detail.lower() or "reduce" in detail.lower():
-            needs = ", ".join(names[:3]) if names else detail[:120]
-            raise InputError(f"{path}: {what} refused, not loaded: unpickling it would run code ({needs}); "
-                             "only tensors and plain data are read") from None
-        raise InputError(f"{path}: cannot read {what}: not a torch file of tensors and plain data "
-                         f"({detail[:120]})") from None
+        raise unpickling_refusal(path, what, e) from None
     except Exception as e:  # torn, truncated, or not a torch file at all
         first = (str(e).strip().splitlines() or [""])[0].split(". ")[0]
         raise InputError(f"{path}: cannot read {what} ({type(e).__name__}: {first[:200]})") from None
+
+
+def unpickling_refusal(path: str | Path, what: str, error: pickle.UnpicklingError) -> InputError:
+    """The one line for torch's weights-only refusal of ``path`` (for callers that call torch.load
+    themselves): which global it would have needed, never torch's advice to retry without the guard."""
+    import torch
+
+    detail = _unpickler_detail(str(error))
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:   # not a zip archive: only the error's text says what it needed
+        names = []
+    names = names or re.findall(r"GLOBAL ([\w.]+)", detail)
+    if names or "global" in detail.lower() or "reduce" in detail.lower():
+        needs = ", ".join(names[:3]) if names else detail[:120]
+        return InputError(f"{path}: {what} refused, not loaded: unpickling it would run code ({needs}); "
+                          "only tensors and plain data are read")
+    return InputError(f"{path}: cannot read {what}: not a torch file of tensors and plain data ({detail[:120]})")
 
 
 def _unpickler_detail(message: str) -> str:

@@ -45,7 +45,7 @@ from common.cli import InputError, run_cli
 from common.device import pick_device
 from common.io import OutputError, check_output_dir, remove_stale_temporaries, write_text
 from common.provenance import provenance
-from common.weights import load_weights_only
+from common.weights import load_weights_only, unpickling_refusal
 from engine import checkpoint as ckpt_io
 from engine.config import (TrainConfig, add_cli_flags, apply_threads, cli_values, identity, identity_hash,
                            resolve_config, to_dict)
@@ -250,7 +250,9 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, backbone: s
         else:   # MiT: our names follow the public SegFormer checkpoints; only wrappers/heads are stripped
             report = load_state(body, load_weights_only(path, "pretrained weights"), backbone)
             report.update(init="pretrained", checkpoint=str(path))
-    except (ValueError, RuntimeError, OSError, pickle.UnpicklingError) as e:   # a crafted pickle is refused unrun
+    except pickle.UnpicklingError as e:   # torch.load(weights_only=True) refused a crafted pickle, unrun
+        raise unpickling_refusal(path, "pretrained weights", e) from None
+    except (ValueError, RuntimeError, OSError) as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise InputError(f"{path}: cannot load pretrained weights ({type(e).__name__}: {first})") from None
     if not report["loaded"]:
