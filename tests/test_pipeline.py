@@ -36,13 +36,8 @@ def job_stats(out: str) -> dict[str, int]:
     return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
 
 
-def fps_jobs(jobs: dict[str, int]) -> int:
-    """FPS jobs of a dry run: one rule per (dataset, backbone), named fps_<dataset>_<backbone>."""
-    return sum(n for rule, n in jobs.items() if rule.startswith("fps_"))
-
-
 def fps_outputs(out: str) -> set[str]:
-    """The FPS files a dry run would write (one per trained variant)."""
+    """The FPS files a dry run (-p: with its shell commands) would write: one per trained variant."""
     return set(re.findall(r"\S+/fps/\S+\.json", out))
 
 
@@ -121,44 +116,44 @@ def test_snakemake_reports_a_typo_in_one_line_before_any_job(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- dry runs
 def test_dry_run_default_schedules_the_whole_grid(tmp_path):
-    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}")
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"results={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
     n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 24 with the shipped registry
     assert jobs["train"] == jobs["evaluate"] == 2 * n_variants and "infer" not in jobs   # one job predicts + scores
-    assert fps_jobs(jobs) == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
+    assert jobs["fps"] == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
     # 30 fixed paper-table counts (every backbone row at its printed resolution), the MiT-B1 ablation group
     # (every segformer/sdcpc entry, 16 with the shipped registry) and one per trained variant
     assert jobs["count_complexity"] == 30 + len(FAMILY("segformer", "sdcpc")) + n_variants
-    assert jobs["synthetic_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
+    assert jobs["generate_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
 
 
-def test_fps_resources_reach_every_per_backbone_fps_rule(tmp_path):
-    """The FPS rules are named per backbone; `--set-resources fps:...` (the slurm profile's GPU request) must
-    still reach each of them."""
+def test_fps_resources_reach_every_fps_job(tmp_path):
+    """One `fps` rule (wildcards dataset, backbone): `--set-resources fps:...` (the slurm profile's GPU
+    request) reaches each of its jobs."""
     res = snakemake("-n", "tables", "--nolock", "--set-resources", "fps:runtime=33", "--config",
                     f"results={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
-    blocks = re.findall(r"rule (fps_\w+):.*?resources: ([^\n]*)", res.stdout + res.stderr, re.S)
+    blocks = re.findall(r"rule (fps):.*?resources: ([^\n]*)", res.stdout + res.stderr, re.S)
     assert len(blocks) == 2 and all("runtime=33" in r for _, r in blocks), blocks
 
 
 @pytest.mark.parametrize("experiment, trained", [("vspw", 19), ("cityscapes", 22), ("camvid", 6)])
 def test_dry_run_paper_experiments_need_no_data(tmp_path, experiment, trained):
     """The paper set-ups plan without the data present (root points at an empty folder)."""
-    res = snakemake("-n", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
                     f"root={tmp_path / 'data'}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["train"] == jobs["evaluate"] == len(fps_outputs(res.stdout + res.stderr)) == trained
-    assert "synthetic_data" not in jobs and jobs["check_data"] == 1
+    assert "generate_data" not in jobs and jobs["check_data"] == 1
 
 
 def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
     """Adding a variant is one registry entry: the default experiment trains, counts and times it."""
     reg = tmp_path / "variants.yaml"
     reg.write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
-    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}", f"variants_file={reg}")
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"results={tmp_path}", f"variants_file={reg}")
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
     jobs = job_stats(out)
