@@ -66,7 +66,7 @@ def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
             assert key in city_counts, r
     # the trained runs are counted at the synthetic size too (the cross table)
     assert ("synthetic", "mit_b0", "sdcpc", "64x64") in counts
-    assert len(plan.metrics_files()) == len(plan.runs) * len(plan.seeds)
+    assert len(plan.run_files("metrics")) == len(plan.runs) * len(plan.seeds)
 
 
 def test_extends_merges_and_lists_replace():

@@ -153,3 +153,30 @@ def test_conda_env_pins_equal_requirements():
     reqs = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     assert pip == reqs
+
+
+def test_config_readme_describes_every_key():
+    """config/README.md names every key of config.yaml, of the experiment schema (nested ones as a/b) and of
+    the registry schema."""
+    import yaml
+
+    from workflow.plan import CONFIG_KEYS, SCHEMA_PATH
+
+    text = (REPO / "config" / "README.md").read_text()
+
+    def keys(schema, prefix=""):
+        for name, sub in schema.get("properties", {}).items():
+            yield prefix + name
+            if sub.get("type") == "object" and "properties" in sub:
+                yield from keys(sub, prefix + name + "/")
+            if "additionalProperties" in sub and isinstance(sub["additionalProperties"], dict):
+                yield from keys(sub["additionalProperties"], prefix + name + "/NAME/")
+            if sub.get("type") == "array" and isinstance(sub.get("items"), dict):
+                yield from keys(sub["items"], prefix + name + "/N/")
+
+    experiment = [k for k in keys(yaml.safe_load(SCHEMA_PATH.read_text()))
+                  if not k.startswith(("datasets/NAME/generate/", "complexity/N/", "report/qualitative/"))]
+    registry = keys(yaml.safe_load((REPO / "config" / "schemas" / "variants.schema.yaml").read_text())
+                    ["additionalProperties"])
+    missing = [k for k in [*CONFIG_KEYS, *experiment, *registry] if f"`{k}`" not in text]
+    assert not missing, missing

@@ -4,7 +4,7 @@
 
 
 rule generate_data:
-    """A generated tree (videos/info.py `generator`: python -m videos.synthetic for the synthetic set)."""
+    """A generated tree: python -m GENERATOR, the module named by the dataset's row of videos/info.py."""
     output:
         directory(L.pattern("generated")),
     params:
