@@ -3,8 +3,9 @@ the standalone document that compiles them all.
 
 A fragment is a ``table`` float (no placement: the including document decides), a caption that says only
 what its table holds, and the tabular inside ``adjustbox{max width=\\linewidth}``, which shrinks a wide table
-to the line and never enlarges a small one. Every number of a column has one precision: the most decimals
-the paper prints in that column (or the column's own default). Needs booktabs, amssymb, adjustbox, xcolor.
+to the line and never enlarges a small one; a table with more rows than a page holds is a longtable instead.
+Every number of a column has one precision: the most decimals the paper prints in that column (or the
+column's own default). Needs booktabs, longtable, amssymb, adjustbox, xcolor.
 """
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ from videos.info import dataset_label
 
 COUNTING = "fvcore, 1 multiply-add = 1 FLOP, batch 1, the whole test clip (every frame the method reads)"
 WIDE_COLUMNS = 14   # tables with more printed columns are set in \footnotesize with narrower gaps
+LONG_ROWS = 30      # tables with more rows break across pages (longtable) instead of floating
 DASH = "--"
+
+
+def convention(gflops_key: str) -> str:
+    """Which GFLOPs count the tables print, in words."""
+    return "the papers' counting convention" if gflops_key == "gflops_paper" else "fvcore's count"
 
 
 def tex_escape(text: Any) -> str:
@@ -60,23 +67,34 @@ def _bold(text: str) -> str:
     return r"\textbf{" + text + "}"
 
 
-def _tabular(df: pd.DataFrame, align: str, groups: list[tuple[int, int]] = ()) -> str:
+def _tabular(df: pd.DataFrame, align: str, groups=(), **longtable) -> str:
     """The booktabs tabular of a frame of finished cell strings (Styler.to_latex), with a \\cmidrule under
-    each multi-column header group (first, last column, 1-based)."""
-    tex = df.style.hide(axis="index").to_latex(hrules=True, multicol_align="c", column_format=align)
+    each multi-column header group ((first, last) column, 1-based). ``longtable``: caption and label of a
+    table that breaks across pages."""
+    env = {"environment": "longtable", **longtable} if longtable else {}
+    tex = df.style.hide(axis="index").to_latex(hrules=True, multicol_align="c", column_format=align, **env)
+    if longtable:   # the header repeated on each further page says "continued", not the whole caption again
+        tex = "\n".join(r"\caption[]{(continued)} \\" if line.startswith(r"\caption[]{") else line
+                        for line in tex.splitlines()) + "\n"
     if groups:
         lines = tex.splitlines()
         rules = " ".join(rf"\cmidrule(lr){{{a}-{b}}}" for a, b in groups)
-        lines.insert(lines.index(r"\toprule") + 2, rules)
+        for k in [k for k, line in enumerate(lines) if line == r"\toprule"][::-1]:   # every header copy
+            lines.insert(k + 2, rules)
         tex = "\n".join(lines) + "\n"
     return tex
 
 
-def _float(tabular: str, caption: str, label: str, wide: bool) -> str:
+def place(df: pd.DataFrame, align: str, caption: str, label: str, groups=(), wide: bool = False) -> str:
+    """A fragment: a ``table`` float whose tabular shrinks to the line width when wider (never enlarged), or,
+    for more rows than a page holds, a longtable that breaks across pages."""
     size = [r"\footnotesize", r"\setlength{\tabcolsep}{3pt}"] if wide else []
+    if len(df) > LONG_ROWS:
+        return "\n".join(["{" + "".join(size), _tabular(df, align, groups, caption=caption, label=label).rstrip("\n"),
+                          "}", ""])
     return "\n".join([r"\begin{table}", r"\centering", *size, r"\caption{" + caption + "}", r"\label{" + label + "}",
-                      r"\begin{adjustbox}{max width=\linewidth}", tabular.rstrip("\n"), r"\end{adjustbox}",
-                      r"\end{table}", ""])
+                      r"\begin{adjustbox}{max width=\linewidth}", _tabular(df, align, groups).rstrip("\n"),
+                      r"\end{adjustbox}", r"\end{table}", ""])
 
 
 # ---------------------------------------------------------------------------------------------- paper tables
@@ -147,7 +165,7 @@ def paper_tex(table: str, cols: list[str], rows: list[PaperRow], variants: dict,
         body.append(line)
     df = pd.DataFrame(body, columns=pd.MultiIndex.from_tuples(header))
     align = "ll" + "".join("c" if P.COLUMNS[c].paper_only else "rrr" for c in cols)
-    return _float(_tabular(df, align, groups), caption, f"tab:{table}", len(header) > WIDE_COLUMNS)
+    return place(df, align, caption, f"tab:{table}", groups, wide=len(header) > WIDE_COLUMNS)
 
 
 def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict, gflops_key: str,
@@ -170,7 +188,7 @@ def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict,
     if "complexity" in sources:
         parts.append("Params (M) and GFLOPs counted at the paper's input size on the paper's dataset, with no "
                      f"training ({tex_escape(COUNTING)}; "
-                     f"{'the papers' if gflops_key == 'gflops_paper' else 'fvcore'} counting convention).")
+                     f"{convention(gflops_key)}).")
     if sources & {"fps", "fps_ratio"}:
         devices = sorted({c.device for c in cells if c.device})
         parts.append(f"FPS: {tex_escape(', '.join(devices)) if devices else 'not measured in this experiment'}"
@@ -222,7 +240,7 @@ def cross_tex(df: pd.DataFrame, caption: str) -> str:
             line.append(s)
         body.append(line)
     frame = pd.DataFrame(body, columns=["Method", "Backbone", "Dataset", *cols])
-    return _float(_tabular(frame, "lll" + "r" * len(cols)), caption, "tab:cross", False)
+    return place(frame, "lll" + "r" * len(cols), caption, "tab:cross")
 
 
 def complexity_tex(df: pd.DataFrame, caption: str) -> str:
@@ -233,13 +251,14 @@ def complexity_tex(df: pd.DataFrame, caption: str) -> str:
             + [number(None if _missing(rec[c]) else float(rec[c]), dec[c]) for c in cols]
             for rec in df.to_dict("records")]
     frame = pd.DataFrame(body, columns=["Method", "Backbone", "Dataset", "Input", *cols])
-    return _float(_tabular(frame, "llll" + "r" * len(cols)), caption, "tab:complexity", False)
+    return place(frame, "llll" + "r" * len(cols), caption, "tab:complexity")
 
 
 STANDALONE = r"""\documentclass[10pt]{article}
 %% Generated by python -m reports.tables; compiles every table fragment of this folder.
 \usepackage[landscape,margin=1.5cm]{geometry}
-\usepackage{booktabs,amssymb,adjustbox,xcolor,float}
+\usepackage{booktabs,longtable,amssymb,adjustbox,xcolor,float}
+\usepackage[tableposition=top]{caption}
 \floatplacement{table}{H}
 \begin{document}
 \section*{vss-bench: experiment \texttt{%(experiment)s}}

@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from common.cli import run_cli  # noqa: E402
 from common.families import FAMILIES, backbone_label  # noqa: E402
@@ -112,20 +112,38 @@ def place_labels(ax, points: list[tuple[float, float]], texts: list[str], areas:
         near = [(r, 0, "left", "center"), (-r, 0, "right", "center"), (0, r, "center", "bottom"),
                 (0, -r, "center", "top"), (r, r, "left", "bottom"), (r, -r, "left", "top"), (-r, r, "right", "bottom"),
                 (-r, -r, "right", "top")]
-        far = [(dx + np.sign(dx) * k, dy + np.sign(dy) * k, ha, va) for k in (10, 22) for dx, dy, ha, va in near]
+        far = [(dx + np.sign(dx) * k, dy + np.sign(dy) * k, ha, va) for k in (10, 22, 36, 52) for dx, dy, ha, va in near]
         others = [m for k, m in enumerate(markers) if k != i]
+        best = None
         for n, (dx, dy, ha, va) in enumerate(near + far):
             ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
                               va=va, arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5) if n >= len(near) else None)
             box = ann.get_window_extent(renderer)
-            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            if inside and not any(box.overlaps(b) for b in placed + others):
-                placed.append(box)
+            cost = (3 * sum(_overlap(box, b) for b in placed) + sum(_overlap(box, m) for m in others)
+                    + 10 * (box.width * box.height - _overlap(box, frame)))   # labels, markers, outside the axes
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
                 break
-            ann.remove()
-        else:   # crowded: beside the marker, even if it overlaps
-            ann = ax.annotate(text, (x, y), xytext=(r, 0), textcoords="offset points", fontsize=fontsize, va="center")
-            placed.append(ann.get_window_extent(renderer))
+        placed.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _log_x(ax):
+    """A log GFLOPs axis labelled 1, 2, 5 x 10^k in plain numbers (no crowded minor-tick labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _legends(fig, colour_handles):
@@ -157,7 +175,7 @@ def plot_tradeoff(reported, meas, plan, variants, out):
         pts.append((vals["GFLOPs"], vals[MIOU.name]))
         labels.append(f"{name}, {backbone_label(row.backbone)}")
         areas.append(area)
-    ax_p.set_xscale("log")
+    _log_x(ax_p)
     ax_p.margins(0.12)
     ax_p.set(xlabel="GFLOPs (log scale, as printed)", ylabel=f"{MIOU.name} (%)",
              title="SD-CPC Table 1 (VSPW val), as printed")
@@ -183,7 +201,7 @@ def plot_tradeoff(reported, meas, plan, variants, out):
     ax_o.set(xlabel=f"GFLOPs at the test size (fvcore, log scale; {sizes})", ylabel=f"{MIOU.name} (%)",
              title=f"ours (experiment {plan['experiment']})")
     if pts:
-        ax_o.set_xscale("log")
+        _log_x(ax_o)
         ax_o.margins(0.15)
         place_labels(ax_o, pts, labels, areas)
     else:
@@ -319,8 +337,8 @@ def plot_training(plan, results, variants, out):
     for f, ax in zip(fams, axes[0]):
         ax.set(xlabel="iteration", ylabel="training loss (smoothed)", title=FAMILIES[f].label if f in FAMILIES else f)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if drawn[f]:
-            ax.legend(fontsize=6, ncol=2)
+        if drawn[f]:   # below the panel: a family's many variants would hide its curves
+            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         else:
             _note(ax, "no training log yet")
     return save(fig, out, "training")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     caption = (f"Every trained method, dataset and metric under one protocol (experiment "
                f"{tex_escape(plan['experiment'])}). Accuracy in percent, {_seeds(plan)}; TC flow: "
                f"{tex_escape(flows)}; Params (M) and GFLOPs at the dataset's test size ({tex_escape(latex.COUNTING)}; "
-               f"{'the papers' if gkey == 'gflops_paper' else 'fvcore'} counting convention); FPS on "
+               f"{latex.convention(gkey)}); FPS on "
                f"{tex_escape(devices)}, batch 1. Best per dataset in bold. \\texttt{{{tex_escape(stamp)}}}")
     write_text(out("cross.tex"), f"% {stamp}\n" + latex.cross_tex(cross, caption))
     comp = complexity_table(plan, meas, variants)

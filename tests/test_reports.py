@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -235,3 +237,15 @@ def test_missing_results_folder_is_one_line_error(tmp_path, capsys, cli):
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 1 and len(err) == 1 and str(missing) in err[0] and "results folder not found" in err[0]
     assert not missing.exists()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX on this machine (a test-time tool)")
+def test_tables_tex_compiles_without_overfull_boxes(fake_results):
+    """The standalone tables.tex compiles with pdflatex, every table fits the page (no overfull box)."""
+    assert tables.main(["--experiment", "fake", "--results", str(fake_results)]) == 0
+    out = fake_results / "fake" / "tables"
+    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=out,
+                         capture_output=True, text=True, timeout=120)
+    log = (out / "tables.log").read_text(errors="replace")
+    assert res.returncode == 0, log[-2000:]
+    assert "Overfull" not in log and (out / "tables.pdf").stat().st_size > 0
