@@ -1,4 +1,4 @@
-"""Inference speed of one variant, per PROTOCOL.md "FPS".
+"""Inference speed of one variant, per docs/protocol.md "FPS".
 
     python -m engine.fps --variant V [V ...] --backbone B --dataset D [--height H --width W --warmup 5
                          --iters 200] --out OUT.json [OUT.json ...] [--threads T --device auto|cpu|cuda

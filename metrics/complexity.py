@@ -62,7 +62,7 @@ from models.outputs import supports_streaming
 from videos.info import DATASET_NAMES, dataset_info
 
 # (dataset, family) -> (H, W) when it differs from videos.info's test size. Cityscapes: SD-CPC's own
-# figures are at 512x1024 (issue 4); MSAF's inputs are the full 1024x2048 frames (issue 5).
+# figures fit 512x1024; MSAF's inputs are the full 1024x2048 frames (docs/reproduction-notes.md).
 DEFAULT_RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
     ("cityscapes", "segformer"): (512, 1024),
     ("cityscapes", "sdcpc"): (512, 1024),

@@ -180,3 +180,19 @@ def test_config_readme_describes_every_key():
                     ["additionalProperties"])
     missing = [k for k in [*CONFIG_KEYS, *experiment, *registry] if f"`{k}`" not in text]
     assert not missing, missing
+
+
+def test_extending_checklists_name_at_most_three_existing_files():
+    """docs/extending.md: each "New ..." checklist names at most three files, and each exists (a path with
+    <placeholders> names an existing folder)."""
+    text = (REPO / "docs" / "extending.md").read_text()
+    sections = re.findall(r"^## (New \w+)\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert {name for name, _ in sections} == {"New variant", "New family", "New backbone", "New dataset",
+                                              "New metric"}
+    for name, body in sections:
+        numbered = re.findall(r"^\d+\. (.*)$", body, re.M)
+        items = [re.match(r"`([^`]+)`", line).group(1) for line in numbered]   # each step starts with its file
+        assert 1 <= len(items) <= 3, (name, items)
+        for path in items:
+            target = REPO / (path.split("<")[0].rsplit("/", 1)[0] if "<" in path else path)
+            assert target.exists(), (name, path)
