@@ -100,6 +100,22 @@ def test_config_errors_are_one_clear_line(tmp_path, text, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_setting_the_experiment_omits_is_left_to_its_command(tmp_path):
+    """No second default: without train/iters the rule passes no --iters, so engine.config's chain decides
+    (TrainConfig, then the dataset's row: 200 for the synthetic set); pipeline-only keys get the schema's."""
+    from engine.config import resolve_config
+    from videos.info import DATASETS
+
+    bare = ("seeds: [0]\ndatasets: {synthetic: {}}\n"
+            "runs:\n  - {dataset: synthetic, backbone: mit_b0, variants: [segformer]}\n")
+    plan = Plan({"experiment": write_experiment(tmp_path, bare), "results": str(tmp_path)})
+    assert "iters" not in plan.cfg["train"] and plan.train_args() == "" and plan.fps_args() == ""
+    assert "--iters 3" in Plan({"experiment": "smoke", "results": str(tmp_path)}).train_args()
+    assert resolve_config("synthetic").iters == DATASETS["synthetic"].train["iters"] == 200
+    assert plan.cfg["train"]["mem_mb"] == 2000 and plan.cfg["evaluate"]["split"] == "val"   # the schema's
+    assert plan.test_size("synthetic") == DATASETS["synthetic"].test_size and plan.generate_args("synthetic") == ""
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     with pytest.raises(PlanError, match="unknown key.*experimant"):
         Plan({"experiment": "smoke", "experimant": "default"})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from common.families import BACKBONES, FAMILIES
-from metrics.info import METRIC_KEYS, METRICS
+from metrics.info import METRIC_KEYS
 from videos.datasets import VideoDataset, reader_class
 from videos.info import DATASET_NAMES, DATASETS
 
