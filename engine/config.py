@@ -1,7 +1,7 @@
 """Training hyperparameters: one table of defaults, then per-dataset rows, a YAML file and CLI flags on top.
 
 Resolution order (later wins):
-    TrainConfig defaults  ->  DATASET_DEFAULTS[dataset]  ->  --config FILE (YAML mapping)  ->  CLI flags
+    TrainConfig defaults  ->  the dataset's row (videos/info.py, ``train``)  ->  --config FILE (YAML)  ->  CLI flags
 
 The defaults follow the papers where they speak: AdamW (both), "poly" schedule (both), linear warm-up over
 1,500 iterations (MSAF), base LR 6e-5 (MSAF; SegFormer's own recipe too; SD-CPC prints 2e-5 and sets it in
@@ -72,16 +72,6 @@ class TrainConfig:
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "threads", "num_workers", "device",
                             "sync_bn", "ddp_find_unused", "progress"})
 
-# Per-dataset rows: crops as the papers train (SD-CPC: VSPW 480x480, Cityscapes 512x1024; MSAF: CamVid
-# 640x640, Cityscapes 769x769 - the suite uses SD-CPC's Cityscapes crop for both families). The synthetic
-# row is the laptop default: crops at the frames' native size (64x64 by default), a short schedule with a
-# short warm-up, and a larger LR so that a few hundred iterations learn something.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "synthetic": {"iters": 200, "warmup_iters": 20, "lr": 6e-4, "checkpoint_every": 50, "log_every": 20},
-    "vspw": {"crop": (480, 480)},
-    "cityscapes": {"crop": (512, 1024)},
-    "camvid": {"crop": (640, 640)},
-}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -207,9 +197,11 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 def resolve_config(dataset: str | None = None, config_file: str | os.PathLike | None = None,
                    cli: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults -> dataset row -> YAML file -> CLI values (None entries in ``cli`` mean 'not given')."""
+    from videos.info import DATASETS
+
     cfg = TrainConfig()
-    if dataset in DATASET_DEFAULTS:
-        cfg = apply_overrides(cfg, DATASET_DEFAULTS[dataset], f"engine.config DATASET_DEFAULTS[{dataset}]")
+    if dataset in DATASETS:   # the dataset's training defaults (crops, the synthetic set's short schedule)
+        cfg = apply_overrides(cfg, DATASETS[dataset].train, f"videos/info.py DATASETS[{dataset}].train")
     if config_file is not None:
         cfg = apply_overrides(cfg, read_config_file(config_file), str(config_file))
     if cli:

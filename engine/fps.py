@@ -1,4 +1,4 @@
-"""Inference speed of one variant, per PROTOCOL.md "FPS".
+"""Inference speed of one variant, per docs/protocol.md "FPS".
 
     python -m engine.fps --variant V [V ...] --backbone B --dataset D [--height H --width W --warmup 5
                          --iters 200] --out OUT.json [OUT.json ...] [--threads T --device auto|cpu|cuda
@@ -36,6 +36,7 @@ from common.io import write_json
 from common.provenance import device_description, provenance
 from engine.config import apply_threads
 from models.outputs import supports_streaming
+from videos.info import DATASET_NAMES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.fps", description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", required=True, nargs="+", help="one or more registry names")
     p.add_argument("--backbone", required=True)
-    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--height", type=int, default=None, help="default: the dataset's test height")
     p.add_argument("--width", type=int, default=None, help="default: the dataset's test width")
     p.add_argument("--warmup", type=int, default=5)

@@ -29,6 +29,7 @@ from common.io import atomic_dir, check_replaceable_dir, write_json
 from common.provenance import provenance
 from engine.checkpoint import build_from_model_file
 from engine.config import apply_threads
+from videos.info import DATASET_NAMES, dataset_info
 
 INFO = "info.json"
 AUTO_BATCH_PIXELS, MAX_AUTO_BATCH = 1 << 20, 8
@@ -40,11 +41,10 @@ def auto_batch(height: int, width: int) -> int:
 
 
 def test_size_for(dataset: str) -> tuple[int, int] | None:
-    """Network input size at test time: the papers' size for real sets, native for the synthetic one
-    (whose frame size is a generator option, so the table's 64x64 is only its default)."""
-    from videos.info import dataset_info
-
-    return None if dataset == "synthetic" else tuple(dataset_info(dataset).test_size)
+    """Network input size at test time: the papers' size for real sets, native for a generated one
+    (whose frame size is a generator option, so its table size is only the generator's default)."""
+    info = dataset_info(dataset)
+    return None if info.generated else tuple(info.test_size)
 
 
 def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pred: str | Path, *,
@@ -118,7 +118,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.infer", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="DIR/model.pt written by engine.train")
-    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True)
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--pred", required=True, help="output folder: PRED/<video>/<frame>.png")

@@ -1,6 +1,6 @@
 """Video consistency mVC_K, streamed: one pass over a video, O(1) frames of state, O(N) work.
 
-Definition (../shared/PROTOCOL.md, "mVC_K"; the CFFM/MRCFA copy of the VSPW script): for a video of N frames
+Definition (docs/protocol.md, "mVC_K"; the CFFM/MRCFA copy of the VSPW script): for a video of N frames
 and a window length K, windows i = 0 .. N-K-1 -- N-K windows, one fewer than the N-K+1 that fit, because the
 official loop is ``for i in range(N - K)``. In window i,
     G_i  = pixels whose ground truth is identical in frames i..i+K-1,

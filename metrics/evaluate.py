@@ -1,17 +1,19 @@
 """Score a folder of predictions against a dataset split: mIoU, mmseg mIoU, WIoU, mVC_K, TC -> one JSON.
 
-    python -m metrics.evaluate --dataset {synthetic,vspw,cityscapes,camvid} --root ROOT --split val \
+    python -m metrics.evaluate --dataset D --root ROOT --split val \
         --pred PRED --out OUT.json [--tc-flow {auto,gt,farneback,dis,learned,none}] [--vc-min-frames N]
 
 PRED holds PRED/<video>/<frame>.png in train ids (greyscale or palette PNG), one per labelled frame, as the
-CFFM/VSPW scripts and engine.infer write them. Definitions: ../shared/PROTOCOL.md (metrics/segmentation.py,
-consistency.py, temporal.py restate them). All values are fractions in [0, 1]; null where not computed.
+CFFM/VSPW scripts and engine.infer write them. Definitions: docs/protocol.md (metrics/segmentation.py,
+consistency.py, temporal.py restate them). Every metric of the metrics table (metrics/info.py) is a key of
+the result, a fraction in [0, 1]; null where not computed.
 
 - mIoU/WIoU: one confusion matrix over every labelled frame of the split.
 - mVC_K: over the labelled frames of videos whose every frame is labelled (a sparse video has no windows),
   with at least --vc-min-frames of them (default 17: the CFFM/MRCFA scripts skip N <= 16).
 - TC: over consecutive labelled frames (adjacent on disk), flow from --tc-flow; `auto` is the dataset's
-  ground-truth flow where it has one (synthetic) and none otherwise. The flow source is written next to it.
+  ground-truth flow where it has one (videos/info.py ``gt_flow``: the synthetic set) and none otherwise. The
+  flow source is written next to it.
 
 A missing prediction for a labelled frame, an unreadable one, one whose size differs from its mask, or a label
 outside 0..K-1 stops the run with one line naming the file (exit 1). With --warn-on-bad-input each is
@@ -39,10 +41,11 @@ from common.io import check_output_file, write_json
 from common.provenance import provenance
 from metrics.consistency import DEFAULT_MIN_FRAMES, DEFAULT_WINDOW_LENGTHS, VideoConsistency
 from metrics.flow import FLOW_CHOICES, make_flow_source
+from metrics.info import METRIC_KEYS
 from metrics.segmentation import ConfusionMatrix
 from metrics.temporal import TemporalConsistency
+from videos.info import DATASET_NAMES, DATASETS
 
-DATASETS = ("synthetic", "vspw", "cityscapes", "camvid")
 MAX_WARNING_EXAMPLES = 20
 
 
@@ -224,18 +227,20 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
                       "bad_ground_truth") + INPUT_WARNINGS},
         "warning_examples": examples,
     })
+    for key in METRIC_KEYS:   # every metric of the table is in every result file, null unless computed
+        result.setdefault(key, None)
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m metrics.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True, type=Path)
     p.add_argument("--split", default="val")
     p.add_argument("--pred", required=True, type=Path, help="folder of <video>/<frame>.png predictions (train ids)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tc-flow", default="auto", choices=("auto",) + FLOW_CHOICES,
-                   help="flow for TC: auto = dataset ground truth where present (synthetic), else none")
+                   help="flow for TC: auto = dataset ground truth where present (videos/info.py), else none")
     p.add_argument("--flow-model", help="--tc-flow learned: 'package.module:factory' building the flow network")
     p.add_argument("--flow-checkpoint", type=Path, help="--tc-flow learned: local state-dict file")
     p.add_argument("--tc-videos", type=int, default=None,
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = open_dataset(args.dataset, args.root, args.split)
     flow_name = args.tc_flow
     if flow_name == "auto":
-        flow_name = "gt" if args.dataset == "synthetic" else "none"
+        flow_name = "gt" if DATASETS[args.dataset].gt_flow else "none"
     if flow_name == "gt" and type(ds).read_flow is VideoDataset.read_flow:
         # say so before reading a single frame, not at the first pair
         raise InputError(f"--tc-flow gt: {args.dataset} has no ground-truth flow (use farneback, dis or none)")

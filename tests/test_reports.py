@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from common.cli import InputError
 from models.registry import load_variants
 from reports import paper as P
-from reports import plots, tables
+from reports import compare, latex, plots, tables
 
 VARIANTS = load_variants()
 
@@ -83,8 +85,8 @@ def test_reported_errors_name_file_and_line(tmp_path, mutate, needle):
 
 
 def test_tex_escape():
-    assert tables.tex_escape("a_b & 5% #1 {x} $") == r"a\_b \& 5\% \#1 \{x\} \$"
-    assert tables.tex_escape("w/o MCP-CL") == "w/o MCP-CL"
+    assert latex.tex_escape("a_b & 5% #1 {x} $") == r"a\_b \& 5\% \#1 \{x\} \$"
+    assert latex.tex_escape("w/o MCP-CL") == "w/o MCP-CL"
 
 
 # ---------------------------------------------------------------------------------------------- a fake experiment
@@ -133,7 +135,7 @@ def test_tables_on_fake_results(fake_results):
     for t in P.TABLES:
         assert (out / f"{t}.csv").exists() and (out / f"{t}.tex").exists()
     diff = pd.read_csv(out / "paper_diff.csv", keep_default_na=False)
-    assert set(diff.status) <= set(tables.STATUSES)
+    assert set(diff.status) <= set(compare.STATUSES)
     row = lambda t, r, b, c: diff[(diff.table == t) & (diff.row == r) & (diff.backbone == b) & (diff.column == c)].iloc[0]
     # complexity at the paper's resolution: compared with the tolerance (69.2 vs 70.0 within 5%: match)
     r = row("sdcpc_t1", "SD-CPC(ours)", "mit_b1", "GFLOPs")
@@ -169,7 +171,11 @@ def test_tables_on_fake_results(fake_results):
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"\midrule" in tex
     assert r"\textit{CFFM-VSS}$^\dagger$" in tex           # reported-only rows marked
     assert r"\textbf{51.1}" in tex                          # best paper mIoU (SD-CPC MiT-B5) in bold
-    assert "TestCPU" in tex and "commit" in tex             # device and provenance in the caption
+    assert "commit" in tex and "FPS: not measured" in tex  # provenance; no VSPW timing in this experiment
+    assert "TestCPU" in (out / "sdcpc_p.tex").read_text()   # the device of the stand-in timings
+    caption = lambda t: re.search(r"\\caption\{(.*)\}\n\\label", (out / f"{t}.tex").read_text(), re.S).group(1)
+    assert "FPS" not in caption("sdcpc_t3") and "TC flow" not in caption("sdcpc_t3")   # columns it does not have
+    assert "TC flow: gt" in caption("msaf_t1") or "TC flow: not measured" in caption("msaf_t1")
     t3 = (out / "sdcpc_t3.tex").read_text()
     assert r"\textbf{62.0" in t3                            # best of ours in bold
     for frag in out.glob("*.tex"):  # no TeX on the test machine: at least braces and environments balance
@@ -218,3 +224,28 @@ def test_plots_on_fake_results(fake_results):
     for name in ("tradeoff", "p_sweep", "ablation", "training", "qualitative"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("cli", [tables, plots])
+def test_missing_results_folder_is_one_line_error(tmp_path, capsys, cli):
+    """--results pointing nowhere is an error (exit 1, one line naming it), not tables with nothing measured."""
+    from common.cli import run_cli
+
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit) as e:
+        run_cli(cli.main, ["--experiment", "smoke", "--results", str(missing)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and len(err) == 1 and str(missing) in err[0] and "results folder not found" in err[0]
+    assert not missing.exists()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX on this machine (a test-time tool)")
+def test_tables_tex_compiles_without_overfull_boxes(fake_results):
+    """The standalone tables.tex compiles with pdflatex, every table fits the page (no overfull box)."""
+    assert tables.main(["--experiment", "fake", "--results", str(fake_results)]) == 0
+    out = fake_results / "fake" / "tables"
+    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=out,
+                         capture_output=True, text=True, timeout=120)
+    log = (out / "tables.log").read_text(errors="replace")
+    assert res.returncode == 0, log[-2000:]
+    assert "Overfull" not in log and (out / "tables.pdf").stat().st_size > 0

@@ -12,7 +12,7 @@ extracted to PNG or JPEG with the same file names the annotated stills use):
 One Video per annotated frame: name ``<seq>_<frame>`` (the still's stem), frames = the sequence frames
 ``n-19 .. n+10`` around its frame number n that lie inside the extracted sequence (the Cityscapes snippet
 shape), labelled = [that frame]. Frame ids are the part after ``<seq>_`` (``006690``, ``f00930``).
-Labels: 0..10 are the train ids; 11 (void) and 255 are ignore (PROTOCOL.md: ids >= 11 are ignore);
+Labels: 0..10 are the train ids; 11 (void) and 255 are ignore (docs/protocol.md: ids >= 11 are ignore);
 anything else is an error.
 """
 from __future__ import annotations

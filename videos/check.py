@@ -1,7 +1,6 @@
 """Integrity check of a dataset tree, to run before hours of training.
 
-    python -m videos.check --dataset {synthetic,vspw,cityscapes,camvid} --root DIR [--split S ...] [--headers-only]
-        [--jobs N]
+    python -m videos.check --dataset D --root DIR [--split S ...] [--headers-only] [--jobs N] [--stamp FILE]
 
 Finds: a missing val split (every experiment scores it; other splits are checked where present), empty, non-UTF-8
 or repeated lines in split files, split files naming absent videos, missing / zero-byte / unreadable frames
@@ -11,7 +10,12 @@ differs from their frame, label values outside the dataset's range, frames witho
 annotated split, missing or malformed ground-truth flow and gaps in frame numbering (synthetic). Exit 0 and
 one summary line when clean; otherwise one line per problem, each naming the file, and exit 1. Gaps in the
 numbering of a real dataset's frames may be genuine: they are printed as ``warning:`` lines and counted in
-the summary, and do not fail the check.
+the summary, and do not fail the check. D is a row of the dataset table (videos/info.py), which also
+says how a layout marks its splits.
+
+``--stamp FILE`` writes, when the tree is clean, what identifies the data checked (dataset, root, counts, a
+hash of the set's own description where the reader has one, e.g. a generated set's meta.json): the pipeline
+hands it to engine.train (``--data-stamp``), so a checkpoint of a run on other data is never resumed.
 
 It opens each split with the same reader the pipeline uses (videos.datasets.open_dataset, strict=False,
 so listing problems are collected instead of raised) and reads every file through it: the messages are
@@ -21,24 +25,22 @@ the ones a run would stop with. ``--headers-only`` reads image headers instead o
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from pathlib import Path
 
 from common.cli import InputError, run_cli
+from common.io import write_json
 from videos.datasets import SPLITS, image_size, open_dataset, read_index_png
-
-DATASET_NAMES = ("synthetic", "vspw", "cityscapes", "camvid")
+from videos.info import DATASET_NAMES, DATASETS
 
 
 REQUIRED_SPLITS = ("val",)   # every experiment scores val: checked (and reported missing) by default
 
 
 def present_splits(name: str, root: Path) -> list[str]:
-    """The splits a tree provides, by the layout's own markers."""
-    if name in ("vspw", "synthetic"):
-        return [s for s in SPLITS if (root / f"{s}.txt").is_file()]
-    if name == "cityscapes":
-        return [s for s in SPLITS if (root / "gtFine" / s).is_dir() or (root / "leftImg8bit_sequence" / s).is_dir()]
-    return [s for s in SPLITS if (root / f"{s}annot").is_dir()]
+    """The splits a tree provides, by the layout's own marker (videos/info.py, ``split_marker``)."""
+    return DATASETS[name].present_splits(root, SPLITS)
 
 
 def default_splits(name: str, root: Path) -> list[str]:
@@ -100,7 +102,7 @@ def check_video(ds, v, headers_only: bool = False) -> tuple[list[str], list[Path
             attempt(lambda p: ds.remap_video(v, read_index_png(p), p), path)
         else:
             attempt(ds.read_label, v, f)
-    if ds.name == "synthetic":
+    if DATASETS[ds.name].gt_flow:
         for f in v.frames[:-1]:
             if v.image_files[f] not in broken:
                 attempt(ds.read_flow, v, f)
@@ -143,6 +145,8 @@ def check_dataset(name: str, root, splits: list[str] | None = None, headers_only
             problems.extend(ds.problems)
             warnings.extend(w for w in ds.warnings if w not in warnings)
             summary["videos"] += len(ds.videos)
+            if getattr(ds, "meta", None) is not None:   # a set that describes itself (meta.json)
+                summary["meta_sha256"] = hashlib.sha256(json.dumps(ds.meta, sort_keys=True).encode()).hexdigest()
             work = [(ds, v, headers_only) for v in ds.videos]
             results = pool.map(_check_video_job, work, chunksize=8) if pool else map(_check_video_job, work)
             for found, frame_files, label_files in results:
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="split to check (repeatable); default: every split the tree provides")
     p.add_argument("--headers-only", action="store_true", help="read image headers, not whole frames")
     p.add_argument("--jobs", type=int, default=1, help="processes reading files (default 1)")
+    p.add_argument("--stamp", type=Path, help="on a clean check, write what identifies the data to this file")
     a = p.parse_args(argv)
     if a.jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {a.jobs}")
@@ -176,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     n = len(summary["warnings"])
     noted = f"; {n} warning{'s' if n > 1 else ''}" if n else ""
+    if a.stamp:
+        write_json(a.stamp, {"dataset": a.dataset, "root": str(a.root), **summary})
     print(f"clean: {a.dataset} at {a.root}: splits {', '.join(summary['splits'])}; {summary['videos']} videos, "
           f"{summary['frames']} frames, {summary['labels']} labelled frames{noted}")
     return 0

@@ -5,7 +5,7 @@ A clip is the reference frames plus the target, in time order, target last (the 
 SD-CPC (-6, -3), MSAF (-2, -1), CFFM (-9, -6, -3); a trailing 0 (``Variant.clip_offsets``) is accepted
 and means the same as leaving it out (``Variant.ref_offsets``).
 
-Rule at the start of a video (PROTOCOL.md): a reference before the first frame repeats the earliest
+Rule at the start of a video (docs/protocol.md): a reference before the first frame repeats the earliest
 available frame, frame 0 of the video; so target 1 with (-6, -3) reads frames (0, 0, 1). Offsets count
 positions in ``video.frames`` (all frames on disk, consecutive for every supported layout).
 

@@ -1,15 +1,16 @@
 """The dataset interface every stage reads videos through (docs/architecture.md, "Dataset interface").
 
-    ds = open_dataset(name, root, split)      # synthetic | vspw | cityscapes | camvid ; train | val | test
+    ds = open_dataset(name, root, split)      # name: a row of videos/info.py ; split: train | val | test
     ds.videos[i].name / .frames / .labelled
     ds.read_image(video, frame)  -> uint8 (H, W, 3) RGB
     ds.read_label(video, frame)  -> uint8 (H, W) train ids, 255 ignore (remap applied)
     ds.read_flow(video, frame)   -> (flow float32 (H, W, 2) forward t->t+1 (dx, dy), valid bool (H, W)) or None
 
 This module holds the shared base (`VideoDataset`): file reading with clear errors and the problem
-collection the integrity check (videos.check) reuses. Each on-disk layout lives in its own module:
-videos/vspw.py (VSPW and the synthetic set, which shares its layout), videos/cityscapes.py,
-videos/camvid.py. The expected trees are in docs/datasets.md.
+collection the integrity check (videos.check) reuses. Each on-disk layout lives in its own module, named by
+its row of the dataset table (videos/info.py, ``reader``): videos/vspw.py (VSPW and the synthetic set,
+which shares its layout), videos/cityscapes.py, videos/camvid.py. The expected trees are in
+docs/datasets.md.
 
 Errors: every reader raises common.cli.InputError naming the file for a missing, zero-byte, unreadable or
 wrongly-sized file and for label values outside the dataset's range. Constructed with ``strict=False``
@@ -27,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from common.cli import InputError
-from videos.info import IGNORE_INDEX
+from videos.info import DATASETS, IGNORE_INDEX
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)   # our errors name the file; no [ WARN ] lines
 
@@ -238,15 +239,16 @@ def list_frames(folder: Path, suffixes=IMAGE_SUFFIXES, duplicates: list[str] | N
 
 
 # ---------------------------------------------------------------------- the one entry point
+def reader_class(name: str) -> type[VideoDataset]:
+    """The reader of a dataset, named by its row of the dataset table (videos/info.py)."""
+    import importlib
+
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
+    module, cls = DATASETS[name].reader.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def open_dataset(name: str, root: str | os.PathLike, split: str, strict: bool = True, **options) -> VideoDataset:
     """Open a dataset tree. ``options`` go to the reader (cityscapes: ``label_type``; camvid: ``window``)."""
-    if name in ("vspw", "synthetic"):
-        from videos.vspw import SyntheticDataset, VSPWDataset
-        cls = VSPWDataset if name == "vspw" else SyntheticDataset
-    elif name == "cityscapes":
-        from videos.cityscapes import CityscapesDataset as cls
-    elif name == "camvid":
-        from videos.camvid import CamVidDataset as cls
-    else:
-        raise InputError(f"unknown dataset '{name}' (known: synthetic, vspw, cityscapes, camvid)")
-    return cls(root, split, strict=strict, **options)
+    return reader_class(name)(root, split, strict=strict, **options)

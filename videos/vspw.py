@@ -8,7 +8,7 @@ Layout (the VSPW_480p release, https://github.com/VSPW-dataset/VSPW-dataset-down
     ROOT/data/<video>/flow/<frame>.npy          synthetic only: forward flow frame -> next frame
     ROOT/meta.json                              synthetic only: class count and names, generator settings
 
-Remap (PROTOCOL.md): raw 0 and 255 -> 255 (ignore), raw c in 1..K -> train id c-1. VSPW has K = 124; the
+Remap (docs/protocol.md): raw 0 and 255 -> 255 (ignore), raw c in 1..K -> train id c-1. VSPW has K = 124; the
 synthetic set reads K from meta.json. Any other raw value is an error naming the mask.
 """
 from __future__ import annotations
