@@ -20,7 +20,7 @@ sys.path.insert(0, workflow.basedir)  # the top-level folders are packages from 
 from common.families import BACKBONES
 from common.lock import hold_or_exit
 from videos.info import DATASET_NAMES
-from workflow.plan import COUNT, GROUP, RUN, Plan, PlanError, gpu_count
+from workflow.plan import GROUP, PRETRAIN, RUN, Plan, PlanError, gpu_count
 
 
 configfile: "config/config.yaml"
@@ -63,6 +63,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/complexity.smk"
@@ -85,4 +86,4 @@ rule all:
 rule complexity:
     """Only the params/GFLOPs counts (no training)."""
     input:
-        PLAN.complexity_files(),
+        PLAN.complexity_dirs(),

@@ -67,10 +67,12 @@ class TrainConfig:
     sync_bn: bool = True              # DDP on CUDA: SyncBatchNorm, as mmseg trains (no CPU kernel exists)
     ddp_find_unused: bool = True      # DDP: tolerate parameters a variant's options leave unused
     progress: str = "auto"            # auto (bar on a terminal, lines otherwise) | bar | lines | none
+    validate_every: int | None = None  # val-split mIoU every K iterations, logged as val_miou (engine/convergence.py)
+    validate_final: bool = True       # ... and after the last one (off when engine.validate scores the final model)
 
 
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "threads", "num_workers", "device",
-                            "sync_bn", "ddp_find_unused", "progress"})
+                            "sync_bn", "ddp_find_unused", "progress", "validate_every", "validate_final"})
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -131,6 +133,8 @@ def _check(cfg: TrainConfig, source: str) -> TrainConfig:
         problems.append("checkpoint_every must be >= 1")
     if cfg.log_every < 1:
         problems.append("log_every must be >= 1")
+    if cfg.validate_every is not None and cfg.validate_every < 1:
+        problems.append("validate_every must be >= 1 or null")
     if cfg.warmup_iters < 0:
         problems.append("warmup_iters must be >= 0")
     if cfg.threads is not None and cfg.threads < 1:

@@ -5,7 +5,8 @@
 
 Writes DIR/checkpoint.pt every K iterations and at the end (atomic), then DIR/model.pt (weights + how to
 rebuild the model + resolved config + provenance) and DIR/train_log.csv (one row per iteration: each loss,
-lr, clips/s, data-loading time). Every hyperparameter is a field of engine.config.TrainConfig and can be set
+lr, clips/s, data-loading time; with ``validate_every`` the val-split mIoU on the validated iterations,
+engine/convergence.py). Every hyperparameter is a field of engine.config.TrainConfig and can be set
 in the YAML file or as --field-name.
 
 Resume: rerunning the same command continues from DIR/checkpoint.pt. A checkpoint written under other
@@ -432,6 +433,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
         last_saved = iteration
         dist.barrier()
 
+    validator = _validator(cfg, dataset, root, clip_offsets, device, data_factory) if dist.main else None
     params = [p for p in model.parameters() if p.requires_grad]
     progress = Progress(cfg.progress, start, cfg.iters, cfg.log_every, dist.main)
     loader = iter(make_loader(train_set, cfg, start, dist.rank, device))
@@ -476,6 +478,10 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             dt = time.perf_counter() - t0
             row = {"iteration": it + 1, **{f"loss_{k}": v for k, v in zip(names, values)}, "lr": lr,
                    "clips_per_s": clips_per_iter / dt, "data_time_s": t_data, "step_time_s": dt}
+            if validator is not None and _validation_due(cfg, it + 1):
+                row.update(validator(model))   # eval mode inside, train mode after; no RNG is drawn
+                print(f"iter {it + 1}/{cfg.iters}: val mIoU {100 * row['val_miou']:.2f} "
+                      f"({row['val_s']:.1f} s)", file=sys.stderr, flush=True)
             log_rows.append(row)
             progress.update(row)
             if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iters:
@@ -506,6 +512,26 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             "clips_per_s": (len(new_rows) * clips_per_iter / elapsed) if new_rows else None,
             "data_share": (data_time / elapsed) if new_rows else None, "threads": threads,
             "device": str(device), "model": model}
+
+
+def _validator(cfg: TrainConfig, dataset: str, root, clip_offsets, device, data_factory):
+    """The periodic validation of ``validate_every`` (engine/convergence.py) on the dataset's val split."""
+    if not cfg.validate_every:
+        return None
+    if data_factory is not None or root is None:
+        raise InputError("validate_every needs a dataset root with a val split (not an in-memory dataset)")
+    from engine.convergence import Validator
+
+    try:
+        return Validator(dataset, root, clip_offsets, device)
+    except ValueError as e:   # no labelled frame in the val split
+        raise InputError(f"validate_every: {e}") from None
+
+
+def _validation_due(cfg: TrainConfig, iteration: int) -> bool:
+    if iteration == cfg.iters:
+        return cfg.validate_final
+    return iteration % cfg.validate_every == 0
 
 
 def _stale(state: dict, path: Path, ident: dict, run_meta: dict, on_mismatch: str, main: bool) -> bool:

@@ -2,6 +2,11 @@
 
     python -m metrics.complexity --variant V --backbone B --dataset D [--height H --width W] --out OUT.json
         [--num-classes K] [--device auto|cpu|cuda] [--set OPTION=VALUE ...]
+    python -m metrics.complexity --backbone B --dataset D --count V@HxW=OUT.json [--count ...]
+
+Several ``--count``s are measured one after the other in one process (the pipeline counts every
+(variant, input size) of one backbone and dataset in one job): the torch import and fvcore's first-trace
+set-up are paid once, not per count, and each count is exactly what its own process would write.
 
 Writes (one JSON, atomically, with provenance):
   params                   parameters used at inference (training-only modules excluded)
@@ -55,7 +60,7 @@ import yaml
 
 from common.cli import InputError, run_cli
 from common.device import pick_device
-from common.io import write_json
+from common.io import check_output_file, write_json
 from common.provenance import provenance
 from models.registry import RegistryError, build_model, get_variant
 from models.outputs import supports_streaming
@@ -346,9 +351,19 @@ def measure(variant: str, backbone: str, dataset: str, height: int | None = None
     }
 
 
+def _parse_count(text: str) -> tuple[str, int, int, str]:
+    """``V@HxW=OUT`` -> (variant, H, W, OUT)."""
+    head, sep, out = text.partition("=")
+    variant, at, size = head.partition("@")
+    h, x, w = size.partition("x")
+    if not (sep and at and x and out and variant and h.isdigit() and w.isdigit()):
+        raise InputError(f"--count expects VARIANT@HxW=OUT.json, got '{text}'")
+    return variant, int(h), int(w), out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m metrics.complexity", description=__doc__.splitlines()[0])
-    p.add_argument("--variant", required=True)
+    p.add_argument("--variant")
     p.add_argument("--backbone", required=True)
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--height", type=int)
@@ -358,8 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="build_model override (a documented family option, value parsed as YAML), e.g. "
                         "head_width=768; recorded under 'overrides'")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--count", action="append", default=[], metavar="V@HxW=OUT",
+                   help="one count of several in this process: variant, input size and output file")
     a = p.parse_args(argv)
+    if bool(a.count) == bool(a.variant or a.out):
+        raise InputError("give either --variant V --out OUT (one count) or one --count V@HxW=OUT per count")
+    counts = [_parse_count(c) for c in a.count] or [(a.variant, a.height, a.width, a.out)]
+    for *_, out in counts:   # every destination before the first (possibly minutes-long) count
+        check_output_file(out, "complexity file")
     overrides = {}
     for item in a.set:
         key, sep, value = item.partition("=")
@@ -367,19 +389,20 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--set expects KEY=VALUE, got '{item}'")
         overrides[key] = yaml.safe_load(value)
     try:
-        variant = get_variant(a.variant)
+        variants = {name: get_variant(name) for name, _, _, _ in counts}   # every name before the first count
     except RegistryError as e:
         raise InputError(str(e)) from None
-    result = measure(variant, a.backbone, a.dataset, a.height, a.width, a.num_classes, a.device,
-                     overrides=overrides)
-    write_json(a.out, result)
-    if result["unsupported_ops_not_elementwise"]:
-        print(f"warning: operators counted as zero (register a handle in metrics/complexity.py): "
-              f"{result['unsupported_ops_not_elementwise']}", file=sys.stderr)
-    print(f"{result['variant']} {result['backbone']} {result['dataset']} {result['resolution'][0]}x"
-          f"{result['resolution'][1]} x{result['frames']}: params {result['params'] / 1e6:.3f}M "
-          f"(+{result['params_train_only'] / 1e6:.3f}M train-only), GFLOPs fvcore {result['gflops']:.2f}, "
-          f"paper convention {result['gflops_paper_convention']:.2f}")
+    for name, height, width, out in counts:
+        result = measure(variants[name], a.backbone, a.dataset, height, width, a.num_classes, a.device,
+                         overrides=overrides)
+        write_json(out, result)
+        if result["unsupported_ops_not_elementwise"]:
+            print(f"warning: operators counted as zero (register a handle in metrics/complexity.py): "
+                  f"{result['unsupported_ops_not_elementwise']}", file=sys.stderr)
+        print(f"{result['variant']} {result['backbone']} {result['dataset']} {result['resolution'][0]}x"
+              f"{result['resolution'][1]} x{result['frames']}: params {result['params'] / 1e6:.3f}M "
+              f"(+{result['params_train_only'] / 1e6:.3f}M train-only), GFLOPs fvcore {result['gflops']:.2f}, "
+              f"paper convention {result['gflops_paper_convention']:.2f}", flush=True)
     return 0
 
 

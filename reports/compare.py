@@ -20,6 +20,7 @@ import pandas as pd
 from metrics.info import METRICS
 from reports import paper as P
 from reports.results import Key, Measured, mean_std
+from reports.stats import summary
 
 STATUSES = ("match", "deviates", "not comparable", "not run")
 
@@ -30,6 +31,7 @@ class Cell:
     ours: float | None = None
     std: float | None = None             # over seeds; None for one seed
     n: int = 0                           # seeds (or 1 for a count/timing)
+    half: float | None = None            # half-width of the 95% interval over seeds (reports/stats.py)
     status: str = "not run"
     reason: str = ""
     source: str = ""                     # where ours came from, in words (paper_diff.csv ours_source)
@@ -104,6 +106,7 @@ def _metrics(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
         cell.reason = f"no run of {v} on {ds}/{bb} in this experiment"
         return
     mean, std, n = mean_std(vals)
+    cell.half = summary(vals).half
     tc = col.key == METRICS["TC"].key
     src = f"{use[0]}/{use[1]}, {n} seed(s)" + (f", TC flow {meas.flow.get(use)}" if tc else "")
     cell.run, cell.flow = use[:2], (meas.flow.get(use) if tc else None)
@@ -259,6 +262,7 @@ def table_frame(cols: list[str], rows: list[PaperRow]) -> pd.DataFrame:
         for c in cols:
             cell = r.cells[c]
             rec.update({f"{c} paper": cell.paper, f"{c} ours": cell.ours, f"{c} ours_std": cell.std,
+                        f"{c} ours_ci95": cell.half, f"{c} seeds": cell.n if cell.ours is not None else None,
                         f"{c} delta": cell.delta, f"{c} status": cell.status})
         recs.append(rec)
     return pd.DataFrame(recs)
@@ -273,7 +277,8 @@ def diff_records(table: str, rows: list[PaperRow]) -> list[dict]:
                 continue
             out.append({"paper": P.TABLES[table].paper, "table": table, "row": r.row, "backbone": r.backbone,
                         "resolution": r.resolution, "variant": r.variant, "column": c, "paper_value": cell.paper,
-                        "ours": cell.ours, "ours_std": cell.std, "seeds": cell.n, "delta": cell.delta,
+                        "ours": cell.ours, "ours_std": cell.std, "ours_ci95": cell.half, "seeds": cell.n,
+                        "delta": cell.delta,
                         "tolerance": cell.tolerance, "status": cell.status, "reason": cell.reason,
                         "ours_source": cell.source})
     return out

@@ -155,8 +155,8 @@ def paper_tex(table: str, cols: list[str], rows: list[PaperRow], variants: dict,
                 p = _bold(p)
             o = number(cell.ours, d)
             if cell.ours is not None:
-                if cell.std is not None and cell.n > 1:
-                    o += r"{\scriptsize$\pm$" + number(cell.std, d) + "}"
+                if cell.half is not None and cell.n > 1:   # the 95% interval over seeds
+                    o += r"{\scriptsize$\pm$" + number(cell.half, d) + "}"
                 if cell.ours == best_ours[c]:
                     o = _bold(o)
                 if cell.status == "not comparable":
@@ -180,9 +180,10 @@ def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict,
     parts = [tex_escape(info.title) + ".", f"Paper: {dataset_label(info.dataset)} at {', '.join(res)}."]
     if runs:
         where = "; ".join(f"{dataset_label(d)}, {backbone_label(b)}" for d, b in runs)
-        seeds = plan["seeds"]
-        parts.append(f"Ours: {tex_escape(where)}; " + (f"mean $\\pm$ std over seeds {', '.join(map(str, seeds))}."
-                                                       if len(seeds) > 1 else f"seed {seeds[0]}."))
+        ns = sorted({c.n for c in cells if c.ours is not None and c.half is not None})
+        parts.append(f"Ours: {tex_escape(where)}; " + (f"mean $\\pm$ half-width of the 95\\% t-interval over "
+                                                       f"n = {', '.join(map(str, ns))} seeds." if ns
+                                                       else "one seed (no interval)."))
     elif sources & {"metrics", "gain", "fps", "fps_ratio"}:
         parts.append("Ours: no run of these rows in this experiment.")
     if "complexity" in sources:
@@ -215,7 +216,8 @@ def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict,
 # ---------------------------------------------------------------------------------------------- our tables
 def cross_tex(df: pd.DataFrame, caption: str) -> str:
     """Every trained method x dataset: the metrics table's columns, params, GFLOPs, FPS; best per dataset in
-    bold, ± std where a run has several seeds."""
+    bold, ± the half-width of the 95% interval where a run has several seeds; n (seeds) and how many of them
+    converged (engine/convergence.py)."""
     cols = {**{m.name: (m.higher_is_better, m.decimals) for m in METRICS.values()},
             "Params": (False, 2), "GFLOPs": (False, 1), "FPS": (True, 1)}
     dec = {c: data_decimals(df[c] if c in df else [], d) for c, (_, d) in cols.items()}
@@ -225,22 +227,77 @@ def cross_tex(df: pd.DataFrame, caption: str) -> str:
     body = []
     for rec in df.to_dict("records"):
         line = [tex_escape(rec["method"]), tex_escape(backbone_label(rec["backbone"])),
-                tex_escape(dataset_label(rec["dataset"]))]
+                tex_escape(dataset_label(rec["dataset"])), str(rec["seeds"]),
+                DASH if _missing(rec.get("converged")) else str(rec["converged"])]
         for c in cols:
             x = rec[c]
             if _missing(x):
                 line.append(DASH)
                 continue
             s = number(float(x), dec[c])
-            std = rec.get(f"{c} std")
-            if not _missing(std) and rec["seeds"] > 1:
-                s += r"{\scriptsize$\pm$" + number(float(std), dec[c]) + "}"
+            half = rec.get(f"{c} ci95")
+            if not _missing(half) and rec["seeds"] > 1:
+                s += r"{\scriptsize$\pm$" + number(float(half), dec[c]) + "}"
             if float(x) == best[rec["dataset"]][c]:
                 s = _bold(s)
             line.append(s)
         body.append(line)
-    frame = pd.DataFrame(body, columns=["Method", "Backbone", "Dataset", *cols])
-    return place(frame, "lll" + "r" * len(cols), caption, "tab:cross")
+    frame = pd.DataFrame(body, columns=["Method", "Backbone", "Dataset", "n", "Conv.", *cols])
+    return place(frame, "lllrr" + "r" * len(cols), caption, "tab:cross", wide=True)
+
+
+def convergence_tex(df: pd.DataFrame, caption: str) -> str:
+    """One line per run and seed: the schedule, the final mIoU, the last quarter's change, converged."""
+    body = []
+    for rec in df.to_dict("records"):
+        change = rec["last-quarter change"]
+        body.append([tex_escape(rec["method"]), tex_escape(backbone_label(rec["backbone"])), str(rec["seed"]),
+                     DASH if _missing(rec["iterations"]) else str(int(rec["iterations"])),
+                     number(None if _missing(rec["final mIoU"]) else float(rec["final mIoU"]), 2),
+                     DASH if _missing(change) else f"{float(change):.2f}",
+                     DASH if _missing(rec["converged"]) else (r"\checkmark" if rec["converged"] else "no")])
+    frame = pd.DataFrame(body, columns=["Run", "Backbone", "Seed", "Iterations", "Final mIoU",
+                                        "Last-quarter change", "Converged"])
+    return place(frame, "llrrrrc", caption, "tab:convergence")
+
+
+def per_class_tex(df: pd.DataFrame, caption: str) -> str:
+    """Classes as rows, methods as columns: IoU mean ± the 95% half-width over seeds; objects marked."""
+    if df.empty:
+        return place(pd.DataFrame({"Class": [DASH]}), "l", caption, "tab:per_class")
+    methods = list(dict.fromkeys(zip(df.method, df.backbone)))
+    body = []
+    for name, g in df.groupby("class", sort=False):
+        line = [tex_escape(name) + ("" if bool(g["object"].iloc[0]) else r"$^\circ$")]
+        for m, b in methods:
+            rec = g[(g.method == m) & (g.backbone == b)]
+            if rec.empty or _missing(rec["IoU"].iloc[0]):
+                line.append(DASH)
+                continue
+            s = number(float(rec["IoU"].iloc[0]), 1)
+            if not _missing(rec["IoU ci95"].iloc[0]):
+                s += r"{\scriptsize$\pm$" + number(float(rec["IoU ci95"].iloc[0]), 1) + "}"
+            line.append(s)
+        body.append(line)
+    cols = ["Class"] + [f"{tex_escape(m)} ({tex_escape(backbone_label(b))})" for m, b in methods]
+    return place(pd.DataFrame(body, columns=cols), "l" + "r" * len(methods), caption, "tab:per_class",
+                 wide=len(methods) > 6)
+
+
+def claims_tex(df: pd.DataFrame, caption: str) -> str:
+    """One line per claim: the paper's difference, ours with its 95% interval, p, n and the verdict."""
+    body = []
+    for rec in df.to_dict("records"):
+        ours = DASH if _missing(rec.get("ours_diff")) else f"{float(rec['ours_diff']):+.2f}"
+        if not _missing(rec.get("ours_low")):
+            ours += f" [{float(rec['ours_low']):+.2f}, {float(rec['ours_high']):+.2f}]"
+        n = DASH if _missing(rec.get("n_a")) else f"{int(rec['n_a'])}/{int(rec['n_b'])}"
+        body.append([tex_escape(rec["claim"]), tex_escape(rec["metric"]), tex_escape(rec["table"].replace("_", " ")),
+                     f"{float(rec['paper_diff']):+.2f}", ours,
+                     DASH if _missing(rec.get("p")) else f"{float(rec['p']):.3f}", n, tex_escape(rec["verdict"])])
+    frame = pd.DataFrame(body, columns=["Claim", "Metric", "Table", "Paper", r"Ours [95\% CI]", "p", "n",
+                                        "Verdict"])
+    return place(frame, "lllrrrrl", caption, "tab:claims")
 
 
 def complexity_tex(df: pd.DataFrame, caption: str) -> str:

@@ -5,9 +5,14 @@
   tradeoff     mIoU vs GFLOPs, marker area = parameters (the papers' trade-off): the SD-CPC Table 1 points as
                printed, and ours (every trained run at its dataset's test size); colour and size legends
   p_sweep      the change from P = 4 attention points: mIoU (points) and FPS (ratio), paper and ours on one axis
-  ablation     mIoU change against the full method for every ablation row, paper bars beside ours (± std);
+  ablation     mIoU change against the full method for every ablation row, paper bars beside ours (± the
+               95% interval over seeds);
                rows this experiment did not run are marked, not drawn as a zero change
   training     training loss curves of every run, one panel per family (seed 0 solid, other seeds faint)
+  convergence  validation mIoU at the checkpoints of every run, one panel per family (the main rows in front,
+               the pretrained encoders' pretext curves in their own panel), the last quarter shaded
+  claims       each claim of the claims table: our difference with its 95% interval beside the paper's,
+               coloured by verdict
   qualitative  a strip like SD-CPC Figure 3: frames, ground truth, then each chosen method's prediction, with
                the class legend
 A method has one colour in every figure (``method_colours``: its family's colour from common/families.py,
@@ -36,7 +41,9 @@ from common.io import atomic_path  # noqa: E402
 from metrics.info import METRICS  # noqa: E402
 from reports import PLOTS  # noqa: E402
 from reports import paper as P  # noqa: E402
-from reports.results import load_inputs  # noqa: E402
+from reports.claims import claims_table, load_claims  # noqa: E402
+from reports.results import load_inputs, run_seeds  # noqa: E402
+from reports.stats import summary  # noqa: E402
 from videos.info import dataset_label  # noqa: E402
 from workflow.plan import Layout  # noqa: E402
 
@@ -291,7 +298,7 @@ def plot_ablation(reported, meas, plan, variants, out):
             paper_d.append(r.value - ref_paper.iloc[0] if len(ref_paper) else np.nan)
             vals = meas.values((ref_key[0], ref_key[1], r.variant), MIOU.key) if ref_key else []
             ours_d.append(_mean(vals) - _mean(meas.values(ref_key, MIOU.key)) if vals else np.nan)
-            ours_e.append(_std(vals) if vals else 0.0)
+            ours_e.append((summary(vals).half or 0.0) if vals else 0.0)   # the 95% interval over seeds
         x = np.arange(len(labels))
         ax.bar(x - 0.2, paper_d, 0.4, label=f"paper ({dataset_label(info.dataset)})", **PAPER_BAR)
         where = f"{dataset_label(ref_key[0])}, {backbone_label(ref_key[1])}" if ref_key else "not run"
@@ -322,7 +329,7 @@ def plot_training(plan, results, variants, out):
         if v is None:
             continue
         ax = axes[0][fams.index(v.family)]
-        for j, seed in enumerate(plan["seeds"]):
+        for j, seed in enumerate(run_seeds(plan, r)):
             path = Path(layout.path("train_log", seed=seed, **r))
             if not path.exists():
                 continue
@@ -344,6 +351,102 @@ def plot_training(plan, results, variants, out):
     return save(fig, out, "training")
 
 
+def plot_convergence(plan, meas, variants, out):
+    """Validation mIoU against iterations, one panel per family plus one for the pretext runs; the main rows
+    (report/main) drawn strong, the others faint; the last quarter of the schedule shaded."""
+    from engine.convergence import LAST_PART
+
+    colours = method_colours(variants)
+    main = set(plan["report"].get("main") or [r["variant"] for r in plan["runs"]])
+    fams = [f for f in FAMILIES if any(variants[r["variant"]].family == f for r in plan["runs"]
+                                       if r["variant"] in variants)]
+    panels = fams + (["pretrain"] if meas.pretrain else [])
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 3.8), squeeze=False)
+    drawn = {p: 0 for p in panels}
+    ends = {p: 0 for p in panels}
+    for r in plan["runs"]:
+        v = variants.get(r["variant"])
+        if v is None or v.family not in panels:
+            continue
+        ax = axes[0][panels.index(v.family)]
+        key = (r["dataset"], r["backbone"], r["variant"])
+        for j, seed in enumerate(run_seeds(plan, r)):
+            curve = meas.curves.get((key, seed))
+            if not curve:
+                continue
+            x, y = zip(*curve)
+            strong = r["variant"] in main
+            ax.plot(x, y, "o-" if strong else "-", markersize=2.5, linewidth=1.2 if strong else 0.7,
+                    alpha=(1.0 if j == 0 else 0.6) if strong else 0.25, color=colours.get(r["variant"], OTHER),
+                    label=f"{v.label}, {backbone_label(r['backbone'])}" if j == 0 and strong else None,
+                    zorder=3 if strong else 2)
+            drawn[v.family] += 1
+            ends[v.family] = max(ends[v.family], meas.iterations[(key, seed)])
+    if meas.pretrain:
+        ax = axes[0][panels.index("pretrain")]
+        for (ds, bb), pre in meas.pretrain.items():
+            x, y = zip(*pre["curve"])
+            v = variants.get(pre["variant"])
+            ax.plot(x, y, "o-", markersize=2.5, color=colours.get(pre["variant"], OTHER),
+                    label=f"{v.label if v else pre['variant']} pretext, {backbone_label(bb)}")
+            drawn["pretrain"] += 1
+            ends["pretrain"] = max(ends["pretrain"], pre["iterations"])
+    for p, ax in zip(panels, axes[0]):
+        title = "pretrained encoders (single frames)" if p == "pretrain" else FAMILIES[p].label
+        ax.set(xlabel="iteration", ylabel=f"validation {MIOU.name} (%)", title=title)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ends[p]:
+            ax.axvspan(ends[p] * (1 - LAST_PART), ends[p], color="0.92", zorder=0,
+                       label="last quarter" if p == panels[0] else None)
+        if drawn[p]:
+            ax.legend(fontsize=6, loc="lower right")
+        else:
+            _note(ax, "no validation curve yet")
+    fig.suptitle("validation mIoU during training (faint: ablations; converged = < 1 point over the shaded "
+                 "last quarter)", fontsize=8)
+    fig.tight_layout()
+    return save(fig, out, "convergence")
+
+
+VERDICT_COLOURS = {"reproduced": "tab:green", "contradicted": "tab:red", "inconclusive": "0.5"}
+
+
+def plot_claims(reported, meas, plan, variants, out):
+    """Our difference (95% interval) against the paper's for every claim tested, per paper."""
+    frame = claims_table(load_claims(reported=reported, variants=variants), reported, meas, plan, variants)
+    tested = frame[frame.verdict.isin(VERDICT_COLOURS)] if len(frame) else frame
+    papers = list(dict.fromkeys(frame.paper)) if len(frame) else []
+    heights = [max(1, len(tested[tested.paper == p])) for p in papers] or [1]
+    fig, axes = plt.subplots(1, max(1, len(papers)), figsize=(13, 1.2 + 0.16 * max(heights)), squeeze=False)
+    for ax, paper in zip(axes[0], papers or [None]):
+        sub = tested[tested.paper == paper] if paper else tested
+        if not len(sub):
+            _note(ax, "no claim has both sides run in this experiment")
+            ax.set_title(paper or "claims", fontsize=9)
+            continue
+        y = np.arange(len(sub))[::-1]
+        for yi, rec in zip(y, sub.to_dict("records")):
+            colour = VERDICT_COLOURS[rec["verdict"]]
+            if not pd.isna(rec.get("ours_low")):
+                ax.plot([rec["ours_low"], rec["ours_high"]], [yi, yi], color=colour, linewidth=1.5)
+            ax.plot(rec["ours_diff"], yi, "o", color=colour, markersize=3.5)
+            ax.plot(rec["paper_diff"], yi, "D", markerfacecolor="white", markeredgecolor="k", markersize=3.5)
+        ax.axvline(0, color="k", linewidth=0.6)
+        ax.set_yticks(y, [f"{r['claim']} ({r['metric']})" for r in sub.to_dict("records")], fontsize=5.5)
+        ax.set_ylim(-1, len(sub))
+        ax.set(xlabel="difference A - B (points)", title=paper)
+    handles = [Line2D([], [], color=c, marker="o", label=f"ours: {v}") for v, c in VERDICT_COLOURS.items()]
+    handles.append(Line2D([], [], linestyle="", marker="D", markerfacecolor="white", markeredgecolor="k",
+                          label="paper (its dataset and backbone)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    from reports.stats import TEST
+
+    fig.suptitle(f"claims: our difference with its 95% interval (verdict: {TEST}) beside the paper's", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return save(fig, out, "claims")
+
+
 def _palette() -> np.ndarray:
     cmap = plt.get_cmap("tab20")
     lut = np.array([cmap(i % 20)[:3] for i in range(256)]) * 255
@@ -359,10 +462,10 @@ def plot_qualitative(plan, results, variants, out):
     q = plan["report"].get("qualitative", {})
     ds_name, want = q.get("dataset"), q.get("variants", [])
     n_frames = int(q.get("frames", 4))
-    seed = plan["seeds"][0]
     layout = Layout(Path(results) / plan["experiment"])
     runs = sorted((r for r in plan["runs"] if r["dataset"] == ds_name and r["variant"] in want),
                   key=lambda r: want.index(r["variant"]))
+    seed = run_seeds(plan, runs[0])[0] if runs else plan["seeds"][0]
     try:
         from videos.datasets import open_dataset
 
@@ -380,7 +483,7 @@ def plot_qualitative(plan, results, variants, out):
     rows = [("frames", [ds.read_image(video, f) for f in frames]), ("ground truth", [_colourise(x) for x in labels])]
     present = set(np.unique(np.concatenate([x.ravel() for x in labels])).tolist())
     for r in runs:
-        pred_dir = Path(layout.path("pred", seed=seed, **r)) / video.name
+        pred_dir = Path(layout.path("pred", seed=run_seeds(plan, r)[0], **r)) / video.name
         imgs = []
         for f in frames:
             p = pred_dir / f"{f}.png"
@@ -429,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
                "p_sweep": lambda: plot_p_sweep(reported, meas, plan, variants, out),
                "ablation": lambda: plot_ablation(reported, meas, plan, variants, out),
                "training": lambda: plot_training(plan, a.results, variants, out),
+               "convergence": lambda: plot_convergence(plan, meas, variants, out),
+               "claims": lambda: plot_claims(reported, meas, plan, variants, out),
                "qualitative": lambda: plot_qualitative(plan, a.results, variants, out)}
     assert tuple(figures) == PLOTS, "reports.PLOTS names the figures the pipeline expects"
     written = [p for name in PLOTS for p in figures[name]()]

@@ -6,8 +6,14 @@ Writes results/NAME/tables/:
   <table>.csv/.tex   one per paper table (sdcpc_t1, sdcpc_t2, sdcpc_t3, sdcpc_p, msaf_t1, msaf_t2, msaf_t3):
                      the paper's rows and columns, each cell as paper | ours | delta; reported-only rows
                      (methods this suite does not run) marked
-  cross.csv/.tex     every trained method x dataset x metric (metrics/info.py), params, GFLOPs, FPS
+  cross.csv/.tex     every trained method x dataset x metric (metrics/info.py): mean, std, 95% half-width,
+                     n, converged seeds; params, GFLOPs, FPS
   complexity.csv/.tex every params/GFLOPs count of the experiment (the papers' backbones and resolutions)
+  convergence.csv/.tex per run and seed (and per pretrained encoder): the validation curve, its change over
+                     the last quarter of the schedule, converged (engine/convergence.py)
+  per_class.csv/.tex per run: every class's IoU, mean and 95% half-width over seeds (the .tex: the main rows)
+  claims.csv/.tex    each testable claim of the papers: the paper's difference, ours with its 95% interval,
+                     p and a verdict (reports/claims.py, reports/stats.py)
   paper_diff.csv     one row per (table, row, column): paper, ours, delta, tolerance, status, reason
   tables.tex         standalone LaTeX document that \\input's every fragment
   provenance.json    commit, config hash, inputs
@@ -24,11 +30,14 @@ import pandas as pd
 from common.cli import run_cli
 from common.io import write_json, write_text
 from common.provenance import config_hash, git_commit
-from reports import latex
+from reports import OWN_TABLES, latex
 from reports import paper as P
+from reports.claims import claims_table, load_claims
 from reports.compare import Context, diff_records, paper_table, table_frame
 from reports.latex import tex_escape
-from reports.results import complexity_table, cross_table, gflops_key, load_inputs
+from reports.results import (complexity_table, convergence_table, cross_table, gflops_key, load_inputs,
+                             per_class_table)
+from reports.stats import TEST
 from workflow.plan import Layout
 
 
@@ -36,9 +45,10 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.4f")
 
 
-def _seeds(plan: dict) -> str:
-    s = plan["seeds"]
-    return f"mean $\\pm$ std over seeds {', '.join(map(str, s))}" if len(s) > 1 else f"seed {s[0]}"
+def _seeds(frame: pd.DataFrame) -> str:
+    ns = sorted({int(n) for n in frame.get("seeds", []) if n and n > 1})
+    return (f"mean $\\pm$ half-width of the 95\\% t-interval over n = {', '.join(map(str, ns))} seeds (n and the "
+            "converged seeds beside each row)" if ns else "one seed (no interval)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     devices = ", ".join(sorted(meas.devices)) or "not measured"
     flows = ", ".join(sorted(set(meas.flow.values()))) or "not measured"
     caption = (f"Every trained method, dataset and metric under one protocol (experiment "
-               f"{tex_escape(plan['experiment'])}). Accuracy in percent, {_seeds(plan)}; TC flow: "
+               f"{tex_escape(plan['experiment'])}). Accuracy in percent, {_seeds(cross)}; TC flow: "
                f"{tex_escape(flows)}; Params (M) and GFLOPs at the dataset's test size ({tex_escape(latex.COUNTING)}; "
                f"{latex.convention(gkey)}); FPS on "
                f"{tex_escape(devices)}, batch 1. Best per dataset in bold. \\texttt{{{tex_escape(stamp)}}}")
@@ -80,15 +90,42 @@ def main(argv: list[str] | None = None) -> int:
                f"{tex_escape(plan['experiment'])}: {tex_escape(latex.COUNTING)}; the paper convention = module "
                f"hooks over the clip + one frame's analytic attention. \\texttt{{{tex_escape(stamp)}}}")
     write_text(out("complexity.tex"), f"% {stamp}\n" + latex.complexity_tex(comp, caption))
-    fragments += ["cross", "complexity"]
+
+    conv = convergence_table(plan, meas, variants)
+    write_text(out("convergence.csv"), _csv(conv))
+    caption = (f"Convergence of every run of experiment {tex_escape(plan['experiment'])}: validation mIoU at the "
+               "checkpoints of the schedule (convergence.csv has the curve); converged = it moves by less than "
+               "1 point over the last quarter (max $-$ min of the validated points there, the final model "
+               f"included). \\texttt{{{tex_escape(stamp)}}}")
+    write_text(out("convergence.tex"), f"% {stamp}\n" + latex.convergence_tex(conv, caption))
+    per_class = per_class_table(plan, meas, variants)
+    write_text(out("per_class.csv"), _csv(per_class))
+    main = plan["report"].get("main") or [r["variant"] for r in plan["runs"]]
+    shown = per_class[per_class.variant.isin(main)] if len(per_class) else per_class
+    caption = (f"Per-class IoU (\\%) of the main rows of experiment {tex_escape(plan['experiment'])}, "
+               f"{_seeds(shown.drop_duplicates(['variant', 'backbone']) if len(shown) else shown)}; "
+               "$^\\circ$ a background class (every other class is an object). Every run: per\\_class.csv. "
+               f"\\texttt{{{tex_escape(stamp)}}}")
+    write_text(out("per_class.tex"), f"% {stamp}\n" + latex.per_class_tex(shown, caption))
+    claims = claims_table(load_claims(reported=reported, variants=variants), reported, meas, plan, variants)
+    write_text(out("claims.csv"), _csv(claims))
+    verdicts = claims.verdict.value_counts().to_dict() if len(claims) else {}
+    caption = (f"Each claim of the two papers this experiment can test. Paper: the printed difference A $-$ B "
+               f"(config/paper/reported.csv); ours: mean(A) $-$ mean(B) over seeds on this experiment's data with "
+               f"its 95\\% interval; verdict by {tex_escape(TEST)}: reproduced when the interval lies on the "
+               "paper's side of 0, contradicted when on the other side, otherwise inconclusive. "
+               f"\\texttt{{{tex_escape(stamp)}}}")
+    write_text(out("claims.tex"), f"% {stamp}\n" + latex.claims_tex(claims, caption))
+    fragments += list(OWN_TABLES)
 
     write_text(out("tables.tex"), latex.standalone(plan["experiment"], stamp, fragments))
     counts = pd.DataFrame(diff).status.value_counts().to_dict() if diff else {}
     write_json(out("provenance.json"), {"git_commit": git_commit(), "config_hash": config_hash(plan),
                                         "experiment": plan["experiment"], "variants_file": plan["variants_file"],
-                                        "reported": str(a.reported or P.REPORTED_PATH), "status_counts": counts})
+                                        "reported": str(a.reported or P.REPORTED_PATH), "status_counts": counts,
+                                        "verdicts": verdicts})
     print(f"tables: {len(fragments)} tables, {len(diff)} paper cells ({', '.join(f'{k} {v}' for k, v in counts.items())})"
-          f" -> {out('')}")
+          f"; {len(claims)} claims ({', '.join(f'{k} {v}' for k, v in verdicts.items())}) -> {out('')}")
     return 0
 
 

@@ -7,6 +7,10 @@ here imports torch: reading a plan is cheap (a dry run stays fast).
 An experiment file may say ``extends: OTHER`` and then only lists what differs (deep merge, lists replace).
 Variants are chosen per run group by family (``families: [sdcpc]`` = every sdcpc entry of the registry,
 so a new registry entry is picked up with no other edit) or by name (``variants: [...]``), minus ``exclude``.
+Training settings resolve per variant: the ``train`` block, then ``train/families/<family>``, then
+``train/variants/<variant>`` (each merged over the last: mappings merge, lists replace; ``train_settings``).
+Backbone weights resolve per backbone (``pretrained``: a local file, ``none``, or ``{pretrain: VARIANT}``
+= made by the pretrain stage, ``pretrain``, from the experiment's own data).
 Every key is described in config/README.md.
 
 Defaults: a setting the experiment leaves out is not passed to the command, so the command's own default
@@ -22,7 +26,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +43,17 @@ SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "experiment.schema.yaml"
 DEFAULT_REGISTRY = "config/variants.yaml"
 
 # Keys of config/config.yaml (and of --config KEY=VALUE); everything else lives in the experiment file
-CONFIG_KEYS = frozenset({"experiment", "results", "variants_file", "root", "variants"})
+CONFIG_KEYS = frozenset({"experiment", "results", "variants_file", "root", "variants", "weights"})
+DEFAULT_WEIGHTS = "weights"     # where an experiment's relative ``pretrained`` paths are (--config weights=DIR)
 
-# Job ids: one training run, one complexity count, one FPS group (the wildcards of the rules)
+# Job ids: one training run, one complexity count, one FPS / complexity group, one pretrained encoder
 RUN = "{dataset}/{backbone}/{variant}/seed{seed}"
 COUNT = "{dataset}/{backbone}/{variant}@{height}x{width}"
 GROUP = "{dataset}/{backbone}"
+PRETRAIN = "{dataset}/{backbone}"
+PRETRAINED_NONE, PRETRAIN_KEY = "none", "pretrain"
+# Keys of a train block that are the pipeline's, not engine.train flags; the rest are passed as flags
+TRAIN_OVERRIDES = ("families", "variants")
 
 
 class Layout:
@@ -62,6 +71,9 @@ class Layout:
         "pred": f"runs/{RUN}/pred",                      # PRED/<video>/<frame>.png
         "metrics": f"runs/{RUN}/metrics.json",
         "complexity": f"complexity/{COUNT}.json",
+        "complexity_group": f"complexity/{GROUP}",       # one counting job per (dataset, backbone)
+        "pretrain": f"pretrain/{PRETRAIN}",              # engine.pretrain --out: the pretext run
+        "encoder": f"pretrain/{PRETRAIN}/{{backbone}}.pth",   # its encoder, in the backbone's public layout
         "fps_group": f"fps/{GROUP}",                     # one timing job per (dataset, backbone)
         "fps": f"fps/{GROUP}/{{variant}}.json",
         "plan": "plan.json",
@@ -93,10 +105,12 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Run:
-    """One trained model group: a variant on a backbone and dataset (trained once per seed)."""
+    """One trained model group: a variant on a backbone and dataset, trained once per seed of ``seeds``
+    (the union over the run groups that list it; the experiment's ``seeds`` where none says)."""
     dataset: str
     backbone: str
     variant: str
+    seeds: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -208,6 +222,24 @@ def gpu_count() -> int:
         return 0
 
 
+def train_settings(block: dict, variant) -> dict:
+    """A train block resolved for one variant (a models.registry.Variant): the block, then
+    ``families/<variant.family>``, then ``variants/<variant.name>``, each merged over the last."""
+    base = {k: v for k, v in block.items() if k not in TRAIN_OVERRIDES}
+    for layer in ((block.get("families") or {}).get(variant.family), (block.get("variants") or {}).get(variant.name)):
+        if layer:
+            base = _deep_merge(base, layer)
+    return base
+
+
+def train_flags(settings: dict) -> list[str]:
+    """engine.train flags of a resolved train block: only what it sets, so engine/config.py (TrainConfig and
+    the dataset's row) stays the one place of every training default."""
+    args = [_flags(settings, ("iters", "checkpoint_every", "config"))]
+    args += [f"--{k.replace('_', '-')} {shlex.quote(json.dumps(v))}" for k, v in settings.get("options", {}).items()]
+    return [a for a in args if a]
+
+
 def _flags(settings: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
     """``{checkpoint_every: 2}`` -> ``--checkpoint-every 2``, for the keys that are set (and given)."""
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in settings.items()
@@ -243,19 +275,9 @@ class Plan:
         except RegistryError as e:
             raise PlanError(str(e)) from None
 
-        opts = self.cfg["train"].get("options", {})
-        try:  # engine/config.py imports no torch; its fields are the flags engine.train takes
-            import dataclasses
-
-            from engine.config import TrainConfig
-
-            fields = {f.name for f in dataclasses.fields(TrainConfig)}
-            bad = sorted(set(opts) - fields)
-            if bad:
-                raise PlanError(f"{where}: train/options: unknown training option(s) {', '.join(bad)} "
-                                f"(known: {', '.join(sorted(fields))})")
-        except ImportError:
-            pass
+        self._check_train_block(self.cfg["train"], "train", where)
+        if self.cfg.get("pretrain"):
+            self._check_train_block(self.cfg["pretrain"].get("train", {}), "pretrain/train", where)
         self.seeds: list[int] = list(self.cfg["seeds"])
         self.datasets: dict[str, dict] = self.cfg["datasets"]
         # --config root=PATH points every real (non-generated) dataset of the experiment at PATH
@@ -278,13 +300,18 @@ class Plan:
 
         self.runs: list[Run] = []
         for i, group in enumerate(self.cfg["runs"]):
+            seeds = tuple(group.get("seeds", self.seeds))
             for v in self._select(group, f"{where}: runs/{i}", only):
                 self._check_pair(v, group["backbone"], f"{where}: runs/{i}")
                 self._check_dataset(group["dataset"], f"{where}: runs/{i}")
-                r = Run(group["dataset"], group["backbone"], v)
-                if r not in self.runs:
+                r = Run(group["dataset"], group["backbone"], v, seeds)
+                if r in self.runs:   # listed by two groups: trained on the seeds of both
+                    k = self.runs.index(r)
+                    self.runs[k] = replace(r, seeds=tuple(dict.fromkeys(self.runs[k].seeds + seeds)))
+                else:
                     self.runs.append(r)
 
+        self._check_names(self.cfg["report"].get("main", []), f"{where}: report/main")
         self.counts: list[Count] = []
         for i, group in enumerate(self.cfg["complexity"]):
             sizes = [_parse_resolution(r, f"{where}: complexity/{i}") for r in group["resolutions"]]
@@ -298,8 +325,100 @@ class Plan:
         for r in self.runs:
             h, w = self.test_size(r.dataset)
             self._add_count(Count(r.dataset, r.backbone, r.variant, h, w))
-        check_run_options(self.variants, self.cfg.get("train"), [(r.dataset, r.variant) for r in self.runs], where,
-                          PlanError, self.variants_file, [c.variant for c in self.counts])  # torch-free, one line
+        self.weights_dir = Path(str(config.get("weights") or DEFAULT_WEIGHTS))
+        self.pretrain: dict[str, str] = {}          # backbone -> the pretext variant the pretrain stage trains
+        self.pretrained: dict[str, str | None] = {}  # backbone -> the weights file its runs start from
+        self._resolve_pretrained(where)
+        # training and variant options, torch-free, one line; once per distinct resolved train block
+        blocks: dict[str, tuple[dict, list]] = {}
+        jobs = [(r.dataset, r.variant, self.train_settings(r.variant)) for r in self.runs]
+        jobs += [(self.cfg["pretrain"]["dataset"], v, self.pretrain_settings(v)) for v in self.pretrain.values()]
+        for ds, v, block in jobs:
+            blocks.setdefault(json.dumps(block, sort_keys=True), (block, []))[1].append((ds, v))
+        counted = [c.variant for c in self.counts]
+        for block, pairs in blocks.values() or [({}, [])]:
+            check_run_options(self.variants, block, pairs, where, PlanError, self.variants_file, counted)
+            counted = []
+
+    # ------------------------------------------------------------------ training settings and weights
+    def _check_train_block(self, block: dict, what: str, where: str) -> None:
+        """Option names of a train block and of its per-family / per-variant layers (TrainConfig's fields)."""
+        import dataclasses
+
+        from engine.config import TrainConfig   # imports no torch
+
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        layers = [(what, block)]
+        layers += [(f"{what}/families/{f}", b) for f, b in (block.get("families") or {}).items()]
+        layers += [(f"{what}/variants/{v}", b) for v, b in (block.get("variants") or {}).items()]
+        self._check_names(list(block.get("variants") or {}), f"{where}: {what}/variants")
+        for name, layer in layers:
+            bad = sorted(set(layer.get("options", {})) - fields)
+            if bad:
+                raise PlanError(f"{where}: {name}/options: unknown training option(s) {', '.join(bad)} "
+                                f"(known: {', '.join(sorted(fields))})")
+
+    def train_settings(self, variant: str) -> dict:
+        """The experiment's train block resolved for one variant (its family's and its own layers over it)."""
+        return train_settings(self.cfg["train"], self.variants[variant])
+
+    def pretrain_settings(self, variant: str) -> dict:
+        """The pretrain stage's train block resolved for its pretext variant."""
+        return train_settings((self.cfg.get("pretrain") or {}).get("train", {}), self.variants[variant])
+
+    def _resolve_pretrained(self, where: str) -> None:
+        """Where each trained backbone's weights come from (``pretrained``), checked before any job: a real
+        dataset's run needs weights (or ``pretrained: none``, said explicitly); a given file must exist."""
+        spec = self.cfg.get("pretrained")
+        backbones = {r.backbone: r for r in self.runs}
+        for b, r in backbones.items():
+            entry = PRETRAINED_NONE if spec == PRETRAINED_NONE else (spec or {}).get(b)
+            if entry is None:
+                if not dataset_info(r.dataset).generated:
+                    raise PlanError(f"{where}: pretrained: no weights for {b}, which {r.variant} trains on "
+                                    f"{r.dataset}: give pretrained: {{{b}: FILE}} (docs/weights.md lists the "
+                                    "papers' files) or say pretrained: none to train from random weights")
+                self.pretrained[b] = None
+            elif entry == PRETRAINED_NONE:
+                self.pretrained[b] = None
+            elif isinstance(entry, dict):
+                self.pretrain[b] = self._pretext(b, entry[PRETRAIN_KEY], where)
+                self.pretrained[b] = self.layout.path("encoder", dataset=self.cfg["pretrain"]["dataset"], backbone=b)
+            else:
+                path = Path(entry) if Path(entry).is_absolute() else self.weights_dir / entry
+                if not path.is_file():
+                    raise PlanError(f"{where}: pretrained/{b}: {path}: no such file (put the backbone's weights "
+                                    "there, point --config weights=DIR at their folder, or say pretrained: none)")
+                self.pretrained[b] = str(path)
+
+    def _pretext(self, backbone: str, variant: str, where: str) -> str:
+        """The pretrain stage's variant for a backbone: a single-frame registry entry taking the backbone."""
+        self._check_names([variant], f"{where}: pretrained/{backbone}/pretrain")
+        self._check_pair(variant, backbone, f"{where}: pretrained/{backbone}/pretrain")
+        if self.variants[variant].ref_offsets:
+            raise PlanError(f"{where}: pretrained/{backbone}/pretrain: {variant} reads reference frames; the "
+                            "pretrain stage trains on single frames (a variant with ref_offsets: [])")
+        pre = self.cfg.get("pretrain")
+        if not pre:
+            raise PlanError(f"{where}: pretrained/{backbone}: {{pretrain: {variant}}} needs a pretrain: block "
+                            "(its dataset and schedule)")
+        self._check_dataset(pre["dataset"], f"{where}: pretrain")
+        return variant
+
+    def pretrained_input(self, wildcards) -> list[str]:
+        """The weights file a training job starts from (a workflow output when the pretrain stage makes it)."""
+        path = self.pretrained.get(wildcards.backbone)
+        return [path] if path else []
+
+    def pretrain_jobs(self) -> list[tuple[str, str, str]]:
+        """(dataset, backbone, pretext variant) of every encoder the pretrain stage makes."""
+        return [(self.cfg["pretrain"]["dataset"], b, v) for b, v in self.pretrain.items()]
+
+    def pretrain_args(self, backbone: str) -> str:
+        return " ".join(train_flags(self.pretrain_settings(self.pretrain[backbone])))
+
+    def encoder_files(self) -> list[str]:
+        return [self.layout.path("encoder", dataset=d, backbone=b) for d, b, _ in self.pretrain_jobs()]
 
     # ------------------------------------------------------------------ selection and checks
     def _check_names(self, names, where):
@@ -370,13 +489,17 @@ class Plan:
         """The generator's flags, from ``datasets/<name>/generate`` (its own defaults for the rest)."""
         return _flags(self.datasets[dataset].get("generate", {}))
 
-    def train_args(self) -> str:
-        """engine.train flags from the experiment's ``train`` block: only what it sets, so engine/config.py
-        (TrainConfig and the dataset's row) is the one place of every training default."""
-        t = self.cfg["train"]
-        args = [_flags(t, ("iters", "checkpoint_every", "config"))]
-        args += [f"--{k.replace('_', '-')} {shlex.quote(json.dumps(v))}" for k, v in t.get("options", {}).items()]
-        return " ".join(a for a in args if a)
+    def train_args(self, variant: str, backbone: str) -> str:
+        """engine.train flags of one run: its resolved train block (``train_settings``) and its backbone's
+        weights (``--pretrained``)."""
+        args = train_flags(self.train_settings(variant))
+        if self.pretrained.get(backbone):
+            args.append(f"--pretrained {shlex.quote(self.pretrained[backbone])}")
+        return " ".join(args)
+
+    def train_resource(self, variant: str, key: str):
+        """A per-run job resource of the resolved train block (``mem_mb``, ``runtime_min``)."""
+        return self.train_settings(variant).get(key, self.cfg["train"][key])
 
     def evaluate_args(self) -> str:
         """engine.validate / metrics.evaluate flags from the ``evaluate`` block."""
@@ -401,16 +524,36 @@ class Plan:
     def qualitative_preds(self) -> list[str]:
         """Seed-0 prediction folders of the runs the qualitative strip shows (report/qualitative)."""
         q = self.cfg["report"].get("qualitative", {})
-        return [self.layout.path("pred", seed=self.seeds[0], **r.__dict__) for r in self.runs
+        return [self.layout.path("pred", seed=r.seeds[0], **r.__dict__) for r in self.runs
                 if r.variant in q.get("variants", []) and r.dataset == q.get("dataset")]
 
     # ------------------------------------------------------------------ every file, from Layout
     def run_files(self, kind: str) -> list[str]:
         """One file per (run, seed): kind is "model", "metrics", "train_log" or "pred"."""
-        return [self.layout.path(kind, seed=s, **r.__dict__) for r in self.runs for s in self.seeds]
+        return [self.layout.path(kind, seed=s, **r.__dict__) for r in self.runs for s in r.seeds]
 
     def complexity_files(self) -> list[str]:
         return [self.layout.path("complexity", **c.__dict__) for c in self.counts]
+
+    def count_groups(self) -> dict[tuple[str, str], list[Count]]:
+        """(dataset, backbone) -> its counts, made by one job (one process: one torch start-up)."""
+        groups: dict[tuple[str, str], list[Count]] = {}
+        for c in self.counts:
+            groups.setdefault((c.dataset, c.backbone), []).append(c)
+        return groups
+
+    def complexity_dirs(self) -> list[str]:
+        return [self.layout.path("complexity_group", dataset=d, backbone=b) for d, b in self.count_groups()]
+
+    def count_group_args(self, dataset: str, backbone: str, out_dir: str) -> str:
+        """metrics.complexity flags of one group: every (variant, input size) and its output file."""
+        group = self.count_groups()[(dataset, backbone)]
+        return " ".join(f"--count {c.variant}@{c.height}x{c.width}={out_dir}/{c.variant}@{c.height}x{c.width}.json"
+                        for c in group)
+
+    def count_group_mem_mb(self, dataset: str, backbone: str) -> int:
+        """A group's counts run one after the other: its peak is its largest count's."""
+        return max(self.count_mem_mb(backbone, c.height, c.width) for c in self.count_groups()[(dataset, backbone)])
 
     def fps_dirs(self) -> list[str]:
         return [self.layout.path("fps_group", dataset=d, backbone=b) for d, b in self.fps_groups()]
@@ -426,8 +569,10 @@ class Plan:
             "seeds": self.seeds,
             "roots": self.roots,
             "test_sizes": {d: list(self.test_size(d)) for d in self.datasets},
-            "runs": [r.__dict__ for r in self.runs],
+            "runs": [{**r.__dict__, "seeds": list(r.seeds)} for r in self.runs],
             "counts": [c.__dict__ for c in self.counts],
+            "pretrained": self.pretrained,
+            "pretrain": [dict(zip(("dataset", "backbone", "variant"), job)) for job in self.pretrain_jobs()],
             "evaluate": self.cfg["evaluate"],
             "fps": self.cfg.get("fps", {}),
             "report": self.cfg["report"],

@@ -3,9 +3,9 @@
 import json as _json
 
 from reports.paper import TABLES as _PAPER_TABLES
-from reports import PLOTS as _PLOTS
+from reports import OWN_TABLES as _OWN_TABLES, PLOTS as _PLOTS
 
-TABLES = [L.path("table", name=f"{name}.{ext}") for name in (*_PAPER_TABLES, "cross", "complexity")
+TABLES = [L.path("table", name=f"{name}.{ext}") for name in (*_PAPER_TABLES, *_OWN_TABLES)
           for ext in ("csv", "tex")]
 TABLES += [L.path("table", name=name) for name in ("paper_diff.csv", "tables.tex", "provenance.json")]
 PLOTS = [L.path("plot", name=f"{name}.{ext}") for name in _PLOTS for ext in ("png", "pdf")]
@@ -32,7 +32,10 @@ rule report_tables:
         plan=L.path("plan"),
         reported="config/paper/reported.csv",
         metrics=PLAN.run_files("metrics"),
-        complexity=PLAN.complexity_files(),
+        logs=PLAN.run_files("train_log"),
+        encoders=PLAN.encoder_files(),
+        claims="config/paper/claims.yaml",
+        complexity=PLAN.complexity_dirs(),
         fps=PLAN.fps_dirs(),
     output:
         TABLES,
@@ -53,7 +56,9 @@ rule report_plots:
         reported="config/paper/reported.csv",
         metrics=PLAN.run_files("metrics"),
         logs=PLAN.run_files("train_log"),
-        complexity=PLAN.complexity_files(),
+        encoders=PLAN.encoder_files(),
+        claims="config/paper/claims.yaml",
+        complexity=PLAN.complexity_dirs(),
         fps=PLAN.fps_dirs(),
         preds=PLAN.qualitative_preds(),
     output:

@@ -1,0 +1,137 @@
+"""Validation during training, and the rule that says whether a run has converged.
+
+    validator = Validator("synthetic", root, clip_offsets=(-6, -3, 0), device=device)
+    validator(model)                       # {"val_miou": 0.41, "val_s": 3.2}
+    last_quarter([(60, 40.1), (120, 44.0), (180, 44.6), (240, 44.9)], iters=240)
+    # {"from": 180, "points": 2, "change": 0.3, "converged": True}
+
+engine.train calls the validator every ``validate_every`` iterations (engine/config.py) and logs its mIoU
+in train_log.csv (column ``val_miou``, a fraction, on the validated iterations), so the curve survives a
+resume like the losses do. The validator predicts exactly as engine.infer does (the clip each variant
+reads, the dataset's test size, logits resized to the label and argmaxed) and scores the confusion matrix
+of metrics.segmentation, so its last point equals the mIoU engine.validate writes for the final model.
+Models with the streaming hooks (``extract``/``decode``, models/outputs.py) are run frame by frame: each
+frame of a video goes through the backbone once and every clip that reads it reuses its features
+(the same logits as the clip forward, a third of the backbone work for a three-frame clip).
+
+Convergence (the default experiment's criterion, docs/pipeline.md): over the last quarter of the schedule
+the validation mIoU moves by less than ``TOLERANCE`` points, i.e. max - min of the mIoU at the validated
+iterations >= 3/4 of the schedule (the final model included) is below it; at least two such points are
+needed. This module imports no torch at import time (the report CLIs read the rule).
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+LAST_PART = 0.25        # the last quarter of the schedule
+TOLERANCE = 1.0         # mIoU points
+CACHE_BYTES = 256 << 20  # a split whose test clips fit is decoded once per run, not once per validation
+
+
+def last_quarter(curve: Sequence[tuple[int, float]], iters: int, tolerance: float = TOLERANCE) -> dict:
+    """``curve``: (iteration, mIoU in %) points, the final model's included. Returns where the last part
+    starts, how many points lie in it, how far the mIoU moves there (max - min) and whether that is below
+    ``tolerance``. Fewer than two points: ``change`` and ``converged`` are None (not measured)."""
+    start = iters * (1 - LAST_PART)
+    tail = [m for it, m in sorted(curve) if it >= start - 1e-9]
+    if len(tail) < 2:
+        return {"from": int(round(start)), "points": len(tail), "change": None, "converged": None}
+    change = max(tail) - min(tail)
+    return {"from": int(round(start)), "points": len(tail), "change": change, "converged": change < tolerance}
+
+
+class Validator:
+    """mIoU of a model on one split, predicting as engine.infer does (per-class IoU: engine.validate)."""
+
+    def __init__(self, dataset: str, root, clip_offsets: Sequence[int], device, split: str = "val",
+                 batch: int | None = None):
+        from engine.infer import test_size_for
+        from videos.clips import ClipDataset
+        from videos.datasets import open_dataset
+
+        self.ds = open_dataset(dataset, root, split)
+        self.clips = ClipDataset(self.ds, clip_offsets, train=False, test_size=test_size_for(dataset))
+        self.device, self.batch = device, batch
+        self._cached: list | None = None
+
+    def __call__(self, model) -> dict[str, float]:
+        import torch
+
+        from metrics.segmentation import ConfusionMatrix
+
+        start = time.perf_counter()
+        confusion = ConfusionMatrix(self.ds.num_classes, self.ds.ignore_index)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for ids, labels in self._predictions(model):
+                    for pred, label in zip(ids, labels):
+                        confusion.update(label.numpy(), pred.to("cpu", torch.uint8).numpy())
+        finally:
+            model.train(was_training)
+        return {"val_miou": float(confusion.scores().miou), "val_s": time.perf_counter() - start}
+
+    def _items(self):
+        """(index, clip, label) in test order; kept in memory after the first pass when they fit."""
+        if self._cached is not None:
+            yield from self._cached
+            return
+        keep: list | None = []
+        for i in range(len(self.clips)):
+            clip, label = self.clips[i]
+            if keep is not None:
+                keep.append((i, clip, label))
+                if len(keep) == 1 and (clip.nbytes + label.nbytes) * len(self.clips) > CACHE_BYTES:
+                    keep = None
+            yield i, clip, label
+        self._cached = keep
+
+    def _batches(self):
+        """Consecutive test items of one frame size, up to ``batch`` (engine.infer's automatic size)."""
+        from engine.infer import auto_batch
+
+        pending = []
+        for i, clip, label in self._items():
+            limit = self.batch or auto_batch(*clip.shape[-2:])
+            if pending and (len(pending) >= limit or pending[0][1].shape != clip.shape
+                            or pending[0][2].shape != label.shape):
+                yield pending
+                pending = []
+            pending.append((i, clip, label))
+        if pending:
+            yield pending
+
+    def _predictions(self, model):
+        """(predicted ids (B, h, w), labels) per batch."""
+        import torch
+
+        from models.outputs import predict, resize_logits, supports_streaming, target_logits
+
+        stream = supports_streaming(model) and self.clips.num_frames > 1
+        cache: dict[tuple[str, str], list] = {}   # (video, frame) -> its backbone features, this batch's videos
+        dev = self.device
+        for batch in self._batches():
+            labels = [label for _, _, label in batch]
+            size = tuple(labels[0].shape[-2:])
+            if not stream:
+                clips = torch.stack([clip for _, clip, _ in batch]).to(dev)
+                yield predict(model, clips, size), labels
+                continue
+            keys = []
+            names = {self.clips.item(i)[0].name for i, _, _ in batch}
+            cache = {k: v for k, v in cache.items() if k[0] in names}   # earlier videos are done
+            for i, clip, _ in batch:
+                video, _ = self.clips.item(i)
+                ids = self.clips.frame_ids(i)
+                new = [(t, (video.name, f)) for t, f in enumerate(ids) if (video.name, f) not in cache]
+                if new:
+                    feats = model.extract(clip[[t for t, _ in new]].to(dev))
+                    for j, (_, key) in enumerate(new):
+                        cache.setdefault(key, [level[j] for level in feats])
+                keys.append([(video.name, f) for f in ids])
+            levels = len(cache[keys[0][0]])
+            stacked = [torch.stack([torch.stack([cache[k][lv] for k in clip_keys]) for clip_keys in keys])
+                       for lv in range(levels)]
+            yield resize_logits(target_logits(model.decode(stacked)), size).argmax(1), labels

@@ -1,0 +1,33 @@
+# Pretrain once, fine-tune many: for each backbone the experiment marks `pretrained: {BACKBONE: {pretrain:
+# VARIANT}}`, one job trains VARIANT (a single-frame registry entry) on single frames of the pretrain dataset
+# and writes its encoder in the backbone's public checkpoint layout (engine/pretrain.py: the official
+# SegFormer mit_b*.pth keys, mmcv's ResNetV1c keys). Every run on that backbone then starts from the file
+# through engine.train --pretrained, the strict loader a downloaded mit_b1.pth goes through.
+
+
+rule pretrain:
+    input:
+        data=L.pattern("checked"),
+    output:
+        encoder=L.pattern("encoder"),
+    params:
+        root=lambda wc: PLAN.roots[wc.dataset],
+        out=lambda wc: L.path("pretrain", **wc),
+        variant=lambda wc: PLAN.pretrain[wc.backbone],
+        args=lambda wc: PLAN.pretrain_args(wc.backbone),
+    threads: JOB_SLOTS
+    resources:
+        gpu=GPUS,
+        mem_mb=PLAN.cfg["train"]["mem_mb"],
+        runtime=PLAN.cfg["train"]["runtime_min"],
+    log:
+        L.log("pretrain", PRETRAIN),
+    benchmark:
+        L.benchmark("pretrain", PRETRAIN)
+    conda:
+        CONDA_ENV
+    shell:
+        "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        " python -m engine.pretrain --variant {params.variant} --backbone {wildcards.backbone}"
+        " --dataset {wildcards.dataset} --root {params.root} --out {params.out} --encoder {output.encoder}"
+        " --data-stamp {input.data} --on-mismatch restart {params.args} > {log} 2>&1"
