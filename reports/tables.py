@@ -32,7 +32,8 @@ from reports import paper as P
 
 STATUSES = ("match", "deviates", "not comparable", "not run")
 METRIC_KEYS = {  # our metric -> names a metrics.json may use for it (first found wins)
-    "miou": ("miou", "mIoU"), "wiou": ("wiou", "WIoU", "fwiou"), "mvc8": ("mvc8", "mVC8", "mvc_8"),
+    # mIoU: the run's dataset's own benchmark convention (metrics.evaluate miou_benchmark), else the VSPW one
+    "miou": ("miou_benchmark", "miou", "mIoU"), "wiou": ("wiou", "WIoU", "fwiou"), "mvc8": ("mvc8", "mVC8", "mvc_8"),
     "mvc16": ("mvc16", "mVC16", "mvc_16"), "tc": ("tc", "TC"),
 }
 CROSS_METRICS = [("mIoU", "miou"), ("WIoU", "wiou"), ("mVC8", "mvc8"), ("mVC16", "mvc16"), ("TC", "tc")]
@@ -42,6 +43,18 @@ BACKBONE_NAMES = {"mit_b0": "MiT-B0", "mit_b1": "MiT-B1", "mit_b2": "MiT-B2", "m
                   "pspnet101": "PSPNet-101", "hrnet_w18": "HRNet-W18", "hrnet_w48": "HRNet-W48"}
 DATASET_NAMES = {"synthetic": "synthetic", "vspw": "VSPW", "cityscapes": "Cityscapes", "camvid": "CamVid"}
 COUNTING = "fvcore, 1 multiply-add = 1 FLOP, batch 1, the whole test clip (every frame the method reads)"
+# an FPS ratio whose two timings spread (IQR / median, summed) wider than this is flagged: the spread is then
+# as wide as the ratio's own tolerance (reports.paper.FPS_RATIO_TOLERANCE) and the verdict means nothing
+FPS_SPREAD_LIMIT = 0.15
+
+
+def miou_caption(dataset: str) -> str:
+    """How the dataset's own benchmark averages mIoU (videos.info), for table captions."""
+    from metrics.segmentation import MIOU_CONVENTIONS
+    from videos.info import DATASETS
+
+    info = DATASETS.get(dataset)
+    return MIOU_CONVENTIONS[info.miou_convention if info else "present"][1]
 
 
 # ---------------------------------------------------------------------------------------------- reading results
@@ -122,9 +135,15 @@ def collect(plan: dict, results: Path) -> Measured:
             continue
         dev = js.get("device_name") or js.get("provenance", {}).get("device_name") or js.get("device") or "?"
         m.fps[key] = {"fps": _find(js, ("fps",)), "device": str(dev), "threads": _find(js, ("threads",)),
-                      "resolution": _find(js, ("resolution",))}
+                      "resolution": _find(js, ("resolution",)), "spread": _spread(js)}
         m.devices.add(str(dev))
     return m
+
+
+def _spread(fps_json: dict) -> float | None:
+    """IQR / median of an FPS timing (engine.fps), None for a file without quartiles."""
+    q1, q3, fps = fps_json.get("fps_q1"), fps_json.get("fps_q3"), fps_json.get("fps")
+    return (q3 - q1) / fps if None not in (q1, q3, fps) and fps > 0 else None
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -144,6 +163,7 @@ class Cell:
     reason: str = ""
     source: str = ""
     decimals: int | None = None   # as the paper printed the value
+    unstable_timing: bool = False  # an FPS ratio whose timings spread wider than FPS_SPREAD_LIMIT
 
     @property
     def delta(self) -> float | None:
@@ -265,6 +285,12 @@ def measure_cell(row: dict, column: str, info: P.TableInfo, meas: Measured, vari
         judge(ratio, src=src)
         if cell.status == "deviates":
             cell.reason = "ratio to the baseline on another device and input size may differ"
+        spreads = [meas.fps[k].get("spread") for k in pick]
+        if None not in spreads and sum(spreads) > FPS_SPREAD_LIMIT:
+            flag = (f"timing spread large: FPS IQR {100 * spreads[0]:.0f}% and {100 * spreads[1]:.0f}% of the "
+                    f"median (over {100 * FPS_SPREAD_LIMIT:.0f}% together), the ratio is uncertain")
+            cell.reason = "; ".join(r for r in (flag, cell.reason) if r)
+            cell.unstable_timing = True
         return cell
     if source == "derived":  # P-sweep gains: ours = metric(variant) - metric(reference), same dataset/backbone
         ref = info.reference
@@ -432,6 +458,8 @@ def table_tex(table: str, cols, rows, caption: str, label: str) -> str:
                     o = r"\textbf{" + o + "}"
                 if cell.status == "not comparable":
                     o = r"\textcolor{gray}{" + o + "}"
+                if cell.unstable_timing:
+                    o += r"$^\S$"
             d = "--" if cell.delta is None or c in ("MonA", "StaA", "SemA", "Year") else f"{cell.delta:+.{max(col_dec[c] or 1, 1)}f}"
             cells += [p, o, d]
         lines.append(" & ".join(cells) + r" \\")
@@ -454,10 +482,12 @@ def caption_for(table: str, rows, meas: Measured, plan: dict, gflops_key: str, s
         f"mean $\\pm$ std over seeds {tex_escape(', '.join(map(str, seeds)))}.",
         "Params and GFLOPs counted at the paper's resolution on the paper's dataset "
         f"({tex_escape(COUNTING)}; {'paper convention' if gflops_key == 'gflops_paper' else 'fvcore'} count).",
-        f"FPS device: {tex_escape(', '.join(devices))}.",
+        f"mIoU: {tex_escape(miou_caption(info.dataset))}, as the {DATASET_NAMES[info.dataset]} benchmark averages it.",
+        f"FPS device: {tex_escape(', '.join(devices))}; FPS is the median of timed blocks.",
         f"TC flow: {tex_escape(', '.join(flows))}.",
         r"$\dagger$ reported only (not run by this suite); $\ast$ registry variant without a paper row;"
-        r" grey: not comparable (see paper\_diff.csv).",
+        r" grey: not comparable (see paper\_diff.csv); $\S$ FPS ratio whose timings spread wider than "
+        + f"{100 * FPS_SPREAD_LIMIT:.0f}" + r"\% of the median.",
         r"\texttt{" + tex_escape(stamp) + "}",
     ]
     return " ".join(parts)
@@ -609,7 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     cap = (f"Every trained method, dataset and metric under one protocol (experiment {tex_escape(plan['experiment'])}). "
            f"Accuracy in percent, mean $\\pm$ std over seeds {tex_escape(', '.join(map(str, plan['seeds'])))}; "
            f"TC flow: {tex_escape(', '.join(sorted(set(meas.flow.values()))) or '--')}; Params (M) and GFLOPs at the "
-           f"dataset's test size ({tex_escape(COUNTING)}); FPS on {tex_escape(devices)}. Best per dataset in bold. "
+           f"dataset's test size ({tex_escape(COUNTING)}); FPS on {tex_escape(devices)}. mIoU as each dataset's "
+           f"benchmark averages it: "
+           + tex_escape("; ".join(f"{DATASET_NAMES[d]}: {miou_caption(d)}" for d in sorted({r['dataset'] for r in plan['runs']})))
+           + ". Best per dataset in bold. "
            r"\texttt{" + tex_escape(stamp) + "}")
     write_text(out / "cross.tex", f"% {stamp}\n" + cross_tex(cross, cap))
     comp = complexity_table(plan, meas, variants)

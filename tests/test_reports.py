@@ -218,3 +218,21 @@ def test_plots_on_fake_results(fake_results):
     for name in ("tradeoff", "p_sweep", "ablation", "training", "qualitative"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_fps_ratio_flagged_when_timing_spread_is_large_and_benchmark_miou_read():
+    """An FPS ratio whose two timings spread (IQR/median) over FPS_SPREAD_LIMIT together carries the flag;
+    a tight one does not. metrics.json's miou_benchmark (the dataset's own convention) wins over miou."""
+    info = P.TABLES["sdcpc_t1"]
+    row = {"value": 0.47, "decimals": 2, "variant": "sdcpc", "dataset": "vspw", "backbone": "mit_b1",
+           "resolution": "480x853", "row": "SD-CPC(ours)", "tolerance": "15%"}
+    for spread, flagged in ((0.02, False), (0.10, True)):
+        meas = tables.Measured()
+        for v, f in (("sdcpc", 30.0), ("segformer", 64.0)):
+            meas.fps[("vspw", "mit_b1", v)] = {"fps": f, "device": "TestCPU", "spread": spread}
+        cell = tables.measure_cell(row, "FPS ratio", info, meas, VARIANTS, {})
+        assert cell.ours == pytest.approx(30 / 64) and cell.status == "match"
+        assert cell.unstable_timing == flagged and ("timing spread large" in cell.reason) == flagged
+    assert tables._spread({"fps": 40.0, "fps_q1": 38.0, "fps_q3": 42.0}) == pytest.approx(0.1)
+    assert tables._find({"miou": 0.76, "miou_mmseg": 0.72, "miou_benchmark": 0.72}, tables.METRIC_KEYS["miou"]) == 0.72
+    assert "non-empty union" in tables.miou_caption("cityscapes") and "present" in tables.miou_caption("vspw")

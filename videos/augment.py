@@ -61,6 +61,32 @@ def rescale_size(hw: tuple[int, int], base: tuple[int, int], ratio: float) -> tu
     return max(1, int(h * s + 0.5)), max(1, int(w * s + 0.5))
 
 
+def align_size(hw: tuple[int, int], divisor: int | None) -> tuple[int, int]:
+    """Each side rounded up to a multiple of ``divisor`` (CFFM's AlignedResize); None: unchanged."""
+    if not divisor:
+        return tuple(hw)
+    return tuple(-(-int(s) // divisor) * divisor for s in hw)
+
+
+def test_input_size(hw: tuple[int, int], scale: tuple[int, int] | None,
+                    size_divisor: int | None = None) -> tuple[int, int]:
+    """Network input size of a test frame of size ``hw``: keep-ratio rescale into the ``scale`` box (mmcv's
+    imrescale; None keeps the frame's size), then each side up to a multiple of ``size_divisor``.
+    VSPW (480x853 box, divisor 32): 480x853 -> 480x864, 480x640 -> 480x640, 720x1280 -> 480x864."""
+    rescaled = rescale_size(hw, scale, 1.0) if scale is not None else tuple(hw)
+    return align_size(rescaled, size_divisor)
+
+
+def resize_test_frame(img: np.ndarray, scale: tuple[int, int] | None, size_divisor: int | None = None) -> np.ndarray:
+    """The test-time resize of the reference pipeline, step by step as CFFM does it: a bilinear keep-ratio
+    rescale into the ``scale`` box, then (if a side is not yet a multiple of ``size_divisor``) a second
+    bilinear resize to the aligned size. Two resizes, not one, so the pixels equal the reference's."""
+    hw = img.shape[:2]
+    if scale is not None:
+        img = resize_frame(img, rescale_size(hw, scale, 1.0))
+    return resize_frame(img, align_size(img.shape[:2], size_divisor))
+
+
 def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == tuple(size):
         return img

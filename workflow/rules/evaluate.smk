@@ -14,7 +14,10 @@ rule evaluate:
         split=EVAL.get("split", "val"),
         flow=EVAL.get("tc_flow", "gt"),
         vc=(f"--vc-min-frames {EVAL['vc_min_frames']}" if "vc_min_frames" in EVAL else "")
+        + (f" --vc-convention {EVAL['vc_convention']}" if "vc_convention" in EVAL else "")
         + (f" --tc-videos {EVAL['tc_videos']}" if "tc_videos" in EVAL else ""),
+        # the experiment's test size (datasets/<name>/test_size) is the keep-ratio box inference resizes into
+        scale=lambda wc: "" if wc.dataset == "synthetic" else "--test-scale {}x{}".format(*PLAN.test_size(wc.dataset)),
         extra=REGISTRY_FLAG["engine.infer"],
     threads: JOB_SLOTS
     resources:
@@ -25,4 +28,4 @@ rule evaluate:
     shell:
         "{THREAD_ENV} python -m engine.validate --checkpoint {input.model} --dataset {wildcards.dataset}"
         " --root {params.root} --split {params.split} --pred {output.pred} --out {output.metrics}"
-        " --tc-flow {params.flow} {params.vc} {params.extra} > {log} 2>&1"
+        " --tc-flow {params.flow} {params.vc} {params.scale} {params.extra} > {log} 2>&1"

@@ -25,6 +25,7 @@ for (_dataset, _backbone), _variants in PLAN.fps_groups().items():
             size="--height {} --width {}".format(*PLAN.test_size(_dataset)),
             warmup=FPS.get("warmup", 5),
             iters=FPS.get("iters", 200),
+            repeats=f"--repeats {FPS['repeats']}" if "repeats" in FPS else "",
             extra=REGISTRY_FLAG["engine.fps"],
         threads: workflow.cores
         resources:
