@@ -40,7 +40,7 @@ DATASETS: dict[str, DatasetInfo] = {
     # mmseg's Cityscapes test pipeline: keep-ratio Resize, no alignment (1024x2048 frames stay 1024x2048)
     "cityscapes": DatasetInfo("cityscapes", 19, (1024, 2048), "sparse", "Cityscapes leftImg8bit_sequence + gtFine",
                               miou_convention="union"),
-    # CamVid has no official evaluator; the video-segmentation line scores it like Cityscapes
+    # CamVid has no official evaluator: scored by the Cityscapes rule (mmseg-style confusion-matrix mean)
     "camvid": DatasetInfo("camvid", 11, (720, 960), "sparse", "CamVid video sequences + sparse labels",
                           miou_convention="union"),
 }

@@ -34,5 +34,5 @@ for (_dataset, _backbone), _variants in PLAN.fps_groups().items():
             f"{R}/logs/fps/{_dataset}/{_backbone}.log",
         shell:
             "{REGISTRY_ENV} python -m engine.fps --variant {params.variants} --backbone {params.backbone}"
-            " --dataset {params.dataset} {params.size} --warmup {params.warmup} --iters {params.iters}"
+            " --dataset {params.dataset} {params.size} --warmup {params.warmup} --iters {params.iters} {params.repeats}"
             " --out {output} {params.extra} > {log} 2>&1"
