@@ -4,8 +4,10 @@
                          --iters 200 --repeats 10] --out OUT.json [OUT.json ...] [--threads T
                          --device auto|cpu|cuda --dtype float32|float16|bfloat16]
 
-Several variants (one --out each, same order) are timed one after the other in one process: the pipeline
-times every variant of a backbone in one job, so they share one start-up and one machine state.
+Several variants (one --out each, same order) are timed in one process, their blocks interleaved (round r
+times one block of each, the order rotated): the pipeline times every variant of a backbone in one job, so
+they share one start-up, and a load that comes and goes on a shared machine slows them alike, which keeps
+the ratios to the baseline meaningful.
 
 What is timed: batch 1, the whole forward of one test clip (every frame the variant reads, target last),
 the resize of the target logits to the frame size and the argmax (models.outputs.predict). After
@@ -60,25 +62,38 @@ STREAM_KEYS = {"fps": "fps_stream", "fps_q1": "fps_stream_q1", "fps_q3": "fps_st
 
 def measure_fps(step, device: torch.device, warmup: int, iters: int, repeats: int = DEFAULT_REPEATS,
                 dtype: str = "float32") -> dict:
-    """Time ``iters`` calls of ``step()`` in ``repeats`` blocks after ``warmup`` calls, under inference mode
-    (and autocast for a reduced dtype), synchronising CUDA around each block. ``repeats`` is capped at
-    ``iters``; the blocks are equal, so ``iters`` is rounded down to a multiple of the block count."""
+    """Time ``iters`` calls of ``step()`` in ``repeats`` blocks after ``warmup`` calls (measure_interleaved
+    with one step)."""
+    return measure_interleaved({"step": step}, device, warmup, iters, repeats, dtype)["step"]
+
+
+def measure_interleaved(steps: dict, device: torch.device, warmup: int, iters: int, repeats: int = DEFAULT_REPEATS,
+                        dtype: str = "float32") -> dict:
+    """Time several steps ({name: callable}) in interleaved blocks: round r times one block of every step,
+    the order rotated by r, so a load that comes and goes on a shared machine hits each step alike and
+    their ratio keeps its meaning. Each step gets ``warmup`` untimed calls, then ``iters`` timed calls in
+    ``repeats`` equal blocks (``repeats`` capped at ``iters``, ``iters`` rounded down to a multiple of it),
+    under inference mode (and autocast for a reduced dtype), CUDA synchronised around each block.
+    Returns {name: fps_statistics}."""
     repeats = max(1, min(repeats, iters))
     per_block = iters // repeats
+    names = list(steps)
     autocast = (torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "float32"
                 else contextlib.nullcontext())
-    block_seconds = []
+    seconds: dict = {name: [] for name in names}
     with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            step()
-        for _ in range(repeats):
-            synchronize(device)
-            start = time.perf_counter()
-            for _ in range(per_block):
-                step()
-            synchronize(device)
-            block_seconds.append(time.perf_counter() - start)
-    return fps_statistics(block_seconds, per_block)
+        for name in names:
+            for _ in range(warmup):
+                steps[name]()
+        for r in range(repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                synchronize(device)
+                start = time.perf_counter()
+                for _ in range(per_block):
+                    steps[name]()
+                synchronize(device)
+                seconds[name].append(time.perf_counter() - start)
+    return {name: fps_statistics(seconds[name], per_block) for name in names}
 
 
 def fps_statistics(block_seconds: list[float], per_block: int) -> dict:
@@ -132,17 +147,40 @@ def stream_step(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int
 def time_model(model: torch.nn.Module, clip: torch.Tensor, size: tuple[int, int], device: torch.device,
                warmup: int, iters: int, repeats: int = DEFAULT_REPEATS, dtype: str = "float32") -> dict:
     """The clip timing, and the stream timing (``*_stream`` keys, null without the hooks or references)."""
-    timing = measure_fps(clip_step(model, clip, size), device, warmup, iters, repeats, dtype)
-    stream = None
-    if clip.shape[1] > 1 and supports_streaming(model):
-        stream = measure_fps(stream_step(model, clip, size), device, warmup, iters, repeats, dtype)
-    timing.update({ours: stream[key] if stream else None for key, ours in STREAM_KEYS.items()})
-    return timing
+    return time_models({"model": (model, clip)}, size, device, warmup, iters, repeats, dtype)["model"]
+
+
+def time_models(models: dict, size: tuple[int, int], device: torch.device, warmup: int, iters: int,
+                repeats: int = DEFAULT_REPEATS, dtype: str = "float32") -> dict:
+    """{name: (model, clip)} timed in interleaved blocks (measure_interleaved): every model's clip step, and
+    the stream step of those with the hooks and references. Returns {name: timing}."""
+    steps = {}
+    for name, (model, clip) in models.items():
+        steps[name, "clip"] = clip_step(model, clip, size)
+        if clip.shape[1] > 1 and supports_streaming(model):
+            steps[name, "stream"] = stream_step(model, clip, size)
+    got = measure_interleaved(steps, device, warmup, iters, repeats, dtype)
+    out = {}
+    for name in models:
+        stream = got.get((name, "stream"))
+        out[name] = {**got[name, "clip"], **{ours: stream[key] if stream else None for key, ours in STREAM_KEYS.items()},
+                     "interleaved_with": [n for n in models if n != name]}
+    return out
 
 
 def run(variant: str, backbone: str, dataset: str, height: int | None = None, width: int | None = None,
         warmup: int = 5, iters: int = 200, device: str = "auto", threads: int | None = None,
         dtype: str = "float32", seed: int = 0, registry: str | None = None, repeats: int = DEFAULT_REPEATS) -> dict:
+    """One variant's FPS JSON (run_many with one variant)."""
+    return run_many([variant], backbone, dataset, height, width, warmup, iters, device, threads, dtype, seed,
+                    registry, repeats)[0]
+
+
+def run_many(variants: list[str], backbone: str, dataset: str, height: int | None = None, width: int | None = None,
+             warmup: int = 5, iters: int = 200, device: str = "auto", threads: int | None = None,
+             dtype: str = "float32", seed: int = 0, registry: str | None = None,
+             repeats: int = DEFAULT_REPEATS) -> list[dict]:
+    """The FPS JSON of each variant (same order), all timed in one interleaved measurement."""
     from models.registry import RegistryError, build_model, get_variant
     from videos.augment import test_input_size
     from videos.info import dataset_info
@@ -162,24 +200,31 @@ def run(variant: str, backbone: str, dataset: str, height: int | None = None, wi
         raise InputError(f"--dtype {dtype}: reduced precision is only measured on CUDA (device is {dev})")
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = False
-    torch.manual_seed(seed)
-    try:
-        v = get_variant(variant, registry)
-        model = build_model(v, backbone, info.num_classes)
-    except RegistryError as e:
-        raise InputError(str(e)) from None
-    model = model.to(dev).eval()
-    clip = torch.randn(1, v.num_frames, 3, ih, iw, device=dev)
+    models, specs = {}, {}
+    for variant in variants:
+        torch.manual_seed(seed)
+        try:
+            specs[variant] = v = get_variant(variant, registry)
+            model = build_model(v, backbone, info.num_classes)
+        except RegistryError as e:
+            raise InputError(str(e)) from None
+        models[variant] = (model.to(dev).eval(), torch.randn(1, v.num_frames, 3, ih, iw, device=dev))
     load_before = _load_average()
-    timing = time_model(model, clip, (h, w), dev, warmup, iters, repeats, dtype)
-    setup = {"variant": variant, "backbone": backbone, "dataset": dataset, "num_classes": info.num_classes,
-             "resolution": [h, w], "input_size": [ih, iw], "clip_frames": v.num_frames, "batch": 1,
-             "warmup": warmup, "iters": timing["repeats"] * timing["iters_per_repeat"], "dtype": dtype}
+    timings = time_models(models, (h, w), dev, warmup, iters, repeats, dtype)
+    load = [load_before, _load_average()]
     desc = device_description(dev)
-    return {**timing, **setup, "device": desc["device"], "device_name": desc["device_name"], "threads": threads,
-            "cudnn_benchmark": False if dev.type == "cuda" else None,
-            "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
-            "provenance": provenance(setup, seed, dev)}
+    results = []
+    for variant in variants:
+        timing = timings[variant]
+        setup = {"variant": variant, "backbone": backbone, "dataset": dataset, "num_classes": info.num_classes,
+                 "resolution": [h, w], "input_size": [ih, iw], "clip_frames": specs[variant].num_frames,
+                 "batch": 1, "warmup": warmup, "iters": timing["repeats"] * timing["iters_per_repeat"],
+                 "dtype": dtype}
+        results.append({**timing, **setup, "device": desc["device"], "device_name": desc["device_name"],
+                        "threads": threads, "cudnn_benchmark": False if dev.type == "cuda" else None,
+                        "load_average": load, "cpu_count": os.cpu_count(),
+                        "provenance": provenance(setup, seed, dev)})
+    return results
 
 
 def _load_average() -> float | None:
@@ -212,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if len(args.out) != len(args.variant):
         raise InputError(f"--out: {len(args.out)} file(s) for {len(args.variant)} variant(s); give one per variant")
-    for variant, out in zip(args.variant, args.out):
-        result = run(variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
-                     args.device, args.threads, args.dtype, args.seed, args.registry, args.repeats)
+    results = run_many(args.variant, args.backbone, args.dataset, args.height, args.width, args.warmup, args.iters,
+                       args.device, args.threads, args.dtype, args.seed, args.registry, args.repeats)
+    for variant, out, result in zip(args.variant, args.out, results):
         write_json(out, result)
         stream = (f", stream {result['fps_stream']:.2f} [{result['fps_stream_q1']:.2f}, "
                   f"{result['fps_stream_q3']:.2f}]" if result["fps_stream"] is not None else "")

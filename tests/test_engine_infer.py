@@ -359,3 +359,13 @@ def test_fps_statistics_median_and_quartiles_survive_one_hiccup():
     # numpy's linear quartiles, as torch.utils.benchmark.Measurement computes them
     stats = fps.fps_statistics([1.0, 0.5, 0.25, 0.2], per_block=1)          # rates 1, 2, 4, 5
     assert (stats["fps_q1"], stats["fps"], stats["fps_q3"]) == (1.75, 3.0, 4.25)
+
+
+def test_interleaved_blocks_rotate_so_every_step_shares_the_load():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    got = fps.measure_interleaved(steps, torch.device("cpu"), warmup=1, iters=6, repeats=3)
+    assert calls[:3] == ["a", "b", "c"]                                    # one warm-up call each
+    blocks = [calls[3 + 2 * i] for i in range(9)]                          # 3 rounds of 3 blocks of 2 calls
+    assert blocks == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(g["repeats"] == 3 and g["iters_per_repeat"] == 2 for g in got.values())
