@@ -210,6 +210,12 @@ def run_many(variants: list[str], backbone: str, dataset: str, height: int | Non
             raise InputError(str(e)) from None
         models[variant] = (model.to(dev).eval(), torch.randn(1, v.num_frames, 3, ih, iw, device=dev))
     load_before = _load_average()
+    if dev.type == "cpu" and load_before is not None and load_before > (os.cpu_count() or 1):
+        # measured on a 2-core machine at load 5: two threads per timing scattered 3-15 FPS (IQR 26-121%)
+        # where one thread held 27-41 FPS (IQR 4-22%); threads waiting on a descheduled peer dominate
+        hint = "; --threads 1 is steadier" if threads > 1 else ""
+        print(f"warning: load average {load_before} on {os.cpu_count()} cores: other processes share the CPU and "
+              f"the timings scatter (see fps_q1/fps_q3){hint}", file=sys.stderr)
     timings = time_models(models, (h, w), dev, warmup, iters, repeats, dtype)
     load = [load_before, _load_average()]
     desc = device_description(dev)
