@@ -239,8 +239,11 @@ def measure_cell(row: dict, column: str, info: P.TableInfo, meas: Measured, vari
             cell.status, cell.reason = "not comparable", "paper: test split (evaluation server); ours: val split"
             return cell
         judge(mean, std, n, src)
-        if key == "tc" and cell.status != "not run" and meas.flow.get(use) not in (None, "gt"):
-            cell.reason = f"flow source differs: ours {meas.flow.get(use)}, paper a learned flow"
+        flow = meas.flow.get(use)
+        if key == "tc" and cell.status in ("match", "deviates") and not (flow or "").startswith("learned"):
+            # the papers warped with learned flow (FlowNet2, RAFT): TC under another flow is another number
+            cell.status = "not comparable"
+            cell.reason = f"flow source differs: ours {flow}, the paper a learned flow"
         return cell
     if source == "complexity":
         got = meas.complexity.get((ds, bb, v, res))
