@@ -52,6 +52,7 @@ from common.io import write_json
 from common.provenance import device_description, provenance
 from engine.config import apply_threads
 from models.outputs import supports_streaming
+from videos.info import DATASET_NAMES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_REPEATS = 10
@@ -192,8 +193,7 @@ def run_many(variants: list[str], backbone: str, dataset: str, height: int | Non
     except ValueError as e:
         raise InputError(str(e)) from None
     h, w = height or info.test_size[0], width or info.test_size[1]
-    box = tuple(info.test_size) if info.test_resize == "keep_ratio" else None
-    ih, iw = test_input_size((h, w), box, info.size_divisor)
+    ih, iw = test_input_size((h, w), info.test_scale, info.size_divisor)
     threads = apply_threads(threads)
     dev = pick_device(device)
     if dtype != "float32" and dev.type != "cuda":
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.fps", description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", required=True, nargs="+", help="one or more registry names")
     p.add_argument("--backbone", required=True)
-    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--height", type=int, default=None, help="frame height (default: the dataset's test height)")
     p.add_argument("--width", type=int, default=None, help="frame width (default: the dataset's test width)")
     p.add_argument("--warmup", type=int, default=5)

@@ -36,10 +36,11 @@ from PIL import Image
 
 from common.cli import InputError, run_cli
 from common.device import pick_device
-from common.io import atomic_dir, write_json
+from common.io import atomic_dir, check_replaceable_dir, write_json
 from common.provenance import provenance
 from engine.checkpoint import build_from_model_file
 from engine.config import apply_threads
+from videos.info import DATASET_NAMES, dataset_info
 
 INFO = "info.json"
 AUTO_BATCH_PIXELS, MAX_AUTO_BATCH = 1 << 20, 8
@@ -56,11 +57,9 @@ TC_FRAMES = ("labelled", "all")
 def test_resize_for(dataset: str, scale: str | None = None) -> tuple[tuple[int, int] | None, int | None]:
     """(keep-ratio box (H, W) or None for native, size divisor) of the dataset's test pipeline (videos.info);
     ``scale`` "HxW" or "native" overrides the box (an experiment's datasets/<name>/test_size)."""
-    from videos.info import dataset_info
-
     info = dataset_info(dataset)
     if scale is None:
-        box = tuple(info.test_size) if info.test_resize == "keep_ratio" else None
+        box = info.test_scale
     elif scale == "native":
         box = None
     else:
@@ -89,6 +88,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
     if tc_videos is not None and tc_videos < 0:
         raise InputError(f"--tc-videos must be >= 0, got {tc_videos}")
     scale, divisor = test_resize_for(dataset, test_scale)
+    check_replaceable_dir(pred, INFO, "prediction folder")   # a file, under a file, or not ours: refused now
     threads = apply_threads(threads)
     dev = pick_device(device)
     model, meta = build_from_model_file(model_file, dev, registry)
@@ -111,7 +111,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
 
         bar = tqdm(total=len(clips), unit="frame", dynamic_ncols=True)
     start = time.perf_counter()
-    with atomic_dir(pred) as tmp:
+    with atomic_dir(pred, marker=INFO) as tmp:
         made: set[str] = set()
         pending: list[tuple[int, torch.Tensor, tuple[int, int]]] = []   # (index, clip, label size)
         fed: Counter = Counter()   # (frame size, input size) -> frames
@@ -155,7 +155,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.infer", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="DIR/model.pt written by engine.train")
-    p.add_argument("--dataset", required=True, choices=("synthetic", "vspw", "cityscapes", "camvid"))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True)
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--pred", required=True, help="output folder: PRED/<video>/<frame>.png")

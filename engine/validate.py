@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from common.cli import run_cli
+from common.io import check_output_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from metrics import evaluate
 
     args, evaluate_flags = build_parser().parse_known_args(argv)
+    check_output_file(args.out, "metrics file")   # before the predictions, not after them
     where = ["--dataset", args.dataset, "--root", args.root, "--split", args.split, "--pred", args.pred]
     tc_flags = ["--tc-flow", args.tc_flow] + (["--tc-videos", args.tc_videos] if args.tc_videos is not None else [])
     infer_flags = [x for flag in ("registry", "device", "threads", "test_scale") if getattr(args, flag) is not None

@@ -1,8 +1,8 @@
 """Score a folder of predictions against a dataset split: mIoU, mmseg mIoU, WIoU, mVC_K, TC -> one JSON.
 
-    python -m metrics.evaluate --dataset {synthetic,vspw,cityscapes,camvid} --root ROOT --split val \
+    python -m metrics.evaluate --dataset D --root ROOT --split val \
         --pred PRED --out OUT.json [--tc-flow {auto,gt,farneback,dis,learned,none}] [--tc-videos N]
-        [--vc-min-frames N] [--vc-convention cffm|vspw]
+        [--vc-min-frames N] [--vc-convention cffm|official]
 
 PRED holds PRED/<video>/<frame>.png in train ids (greyscale or palette PNG), one per labelled frame, as the
 CFFM/VSPW scripts and engine.infer write them, plus one per unlabelled frame TC reads. Definitions:
@@ -15,21 +15,29 @@ fractions in [0, 1]; null where not computed.
   named in ``miou_convention``.
 - mVC_K: over the labelled frames of videos whose every frame is labelled (a sparse video has no windows);
   --vc-convention cffm (default): remapped labels and at least --vc-min-frames frames (default 17: the
-  CFFM/MRCFA scripts skip N <= 16); vspw: the official VSPW_code script, raw masks and N > K.
+  CFFM/MRCFA scripts skip N <= 16); official: the VSPW_code script, raw masks and N > K.
 - TC: over every consecutive pair of frames on disk of the first --tc-videos videos (all by default), the
   unlabelled frames of a Cityscapes/CamVid snippet included (engine.infer --tc-frames all predicts them);
-  flow from --tc-flow; ``auto`` is the dataset's ground-truth flow where it has one (synthetic) and none
-  otherwise. The flow source and the pair and frame counts are written next to it.
+  flow from --tc-flow; ``auto`` is the dataset's ground-truth flow where it has one (videos/info.py
+  ``gt_flow``: the synthetic set) and none otherwise. The flow source and the pair and frame counts are
+  written next to it. Every metric of the metrics table (metrics/info.py) is a key of the result.
 
 A missing prediction for a frame that is scored, an unreadable one, one whose size differs from its frame,
 or a label outside 0..K-1 stops the run with one line naming the file (exit 1). With --warn-on-bad-input
 each is counted under "warnings" instead, the frame is left out of every metric, and (a labelled one) its
 video out of mVC.
+
+What may legitimately be so is scored as it is and counted under "warnings", with one ``warning:`` line each
+on stderr: frames of a densely annotated split that have no mask (``unlabelled_frames``: they are not
+scored), the dataset reader's notes (``dataset_notes``: gaps in frame numbering, a repeated split line, a
+frame saved twice; videos.check reports them too) and predictions for frames that are neither labelled
+frames of the split nor frames TC reads (``extra_predictions``: ignored).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -37,14 +45,15 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import InputError, run_cli
-from common.io import write_json
+from common.io import check_output_file, write_json
 from common.provenance import provenance
 from metrics.consistency import DEFAULT_MIN_FRAMES, DEFAULT_WINDOW_LENGTHS, VC_CONVENTIONS, VideoConsistency
 from metrics.flow import FLOW_CHOICES, make_flow_source
+from metrics.info import METRIC_KEYS
 from metrics.segmentation import MIOU_CONVENTIONS, ConfusionMatrix
 from metrics.temporal import TemporalConsistency
+from videos.info import DATASET_NAMES, DATASETS
 
-DATASETS = ("synthetic", "vspw", "cityscapes", "camvid")
 MAX_WARNING_EXAMPLES = 20
 
 
@@ -103,10 +112,42 @@ def frame_shape(ds, video, frame: str) -> tuple[int, int]:
 
 
 def resolve_flow_name(name: str, dataset: str) -> str:
-    """``auto`` -> the dataset's ground-truth flow where it has one (synthetic), else none."""
+    """``auto`` -> the dataset's ground-truth flow where it has one (videos/info.py ``gt_flow``), else none."""
     if name != "auto":
         return name
-    return "gt" if dataset == "synthetic" else "none"
+    return "gt" if DATASETS[dataset].gt_flow else "none"
+
+
+INPUT_WARNINGS = ("unlabelled_frames", "dataset_notes", "extra_predictions")
+
+
+def note_input_warnings(ds, pred_root: Path, read: dict[str, set[str]], warnings: Counter, examples: list[str]) -> None:
+    """Count what the module docstring lists under INPUT_WARNINGS; one stderr line per kind. ``read``: the
+    frames of each video whose predictions were read (labelled ones, and the ones TC reads)."""
+    found: dict[str, list[str]] = {k: [] for k in INPUT_WARNINGS}
+    unlabelled = set()
+    if getattr(ds, "dense", False) and ds.split != "test":
+        for v in ds.videos:
+            for f in v.frames:
+                if f not in v.label_files:
+                    unlabelled.add(str(v.image_files[f]))
+                    found["unlabelled_frames"].append(f"{v.image_files[f]}: frame without a mask, not scored")
+    found["dataset_notes"] = [m for m in ds.problems + ds.warnings if m.split(": ", 1)[0] not in unlabelled]
+    with os.scandir(pred_root) as videos:
+        for entry in sorted(videos, key=lambda e: e.name):
+            if entry.is_dir():
+                with os.scandir(entry.path) as frames:
+                    extra = sorted(e.name for e in frames if e.name.endswith(".png")
+                                   and e.name[:-4] not in read.get(entry.name, ()))
+                found["extra_predictions"] += [f"{Path(entry.path) / name}: no labelled frame of {ds.name} "
+                                               f"{ds.split} and no frame TC reads has this prediction; ignored"
+                                               for name in extra]
+    for kind, messages in found.items():
+        if messages:
+            warnings[kind] += len(messages)
+            examples.extend(messages[:max(0, MAX_WARNING_EXAMPLES - len(examples))])
+            more = f" (and {len(messages) - 1} more like it)" if len(messages) > 1 else ""
+            print(f"warning: {messages[0]}{more}", file=sys.stderr)
 
 
 def _fraction(x) -> float | None:
@@ -122,8 +163,6 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
              window_lengths=DEFAULT_WINDOW_LENGTHS, vc_min_frames: int = DEFAULT_MIN_FRAMES,
              vc_convention: str = "cffm", warn_on_bad_input: bool = False, progress: bool | None = None) -> dict:
     """Stream over the split once; returns the result dict (without provenance)."""
-    from videos.info import DATASETS
-
     k = ds.num_classes
     confusion = ConfusionMatrix(k, ds.ignore_index)
     consistency = VideoConsistency(window_lengths, min_frames=vc_min_frames, convention=vc_convention)
@@ -132,6 +171,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
     examples: list[str] = []
     mvc_sparse = mvc_bad = 0
     videos_scored = tc_frames = 0
+    read: dict[str, set[str]] = {}   # video -> the frames whose predictions this run reads
 
     def problem(e: BadInput) -> None:
         if not warn_on_bad_input:
@@ -158,11 +198,13 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         previous = None      # (frame, prediction) of the previous frame on disk, for TC
         in_pairs: set[str] = set()
         # TC reads every frame of the video (the unlabelled ones of a snippet too); the rest only labelled ones
-        for frame in (video.frames if do_tc else video.labelled):
+        frames = video.frames if do_tc else video.labelled
+        read[video.name] = set(frames)
+        for frame in frames:
             has_gt = frame in labelled
             try:
                 if has_gt:
-                    gt, vc_gt = read_ground_truth(ds, video, frame, raw=vc_convention == "vspw")
+                    gt, vc_gt = read_ground_truth(ds, video, frame, raw=vc_convention == "official")
                 shape = gt.shape if has_gt else frame_shape(ds, video, frame)
                 pred = read_prediction(pred_root / video.name / f"{frame}.png", shape, k, labelled=has_gt)
             except BadInput as e:
@@ -194,6 +236,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         else:
             consistency.add_video(stream.finish())
 
+    note_input_warnings(ds, pred_root, read, warnings, examples)
     if confusion.num_frames == 0 and not warnings:
         raise InputError(f"{ds.root}: split '{ds.split}' has no labelled frames to evaluate")
 
@@ -248,31 +291,33 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         },
         "warnings": {kind: warnings.get(kind, 0) for kind in
                      ("missing_prediction", "unreadable_prediction", "size_mismatch", "label_out_of_range",
-                      "bad_ground_truth", "bad_frame")},
+                      "bad_ground_truth", "bad_frame") + INPUT_WARNINGS},
         "warning_examples": examples,
     })
+    for key in METRIC_KEYS:   # every metric of the table is in every result file, null unless computed
+        result.setdefault(key, None)
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m metrics.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True, type=Path)
     p.add_argument("--split", default="val")
     p.add_argument("--pred", required=True, type=Path, help="folder of <video>/<frame>.png predictions (train ids)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tc-flow", default="auto", choices=("auto",) + FLOW_CHOICES,
-                   help="flow for TC: auto = dataset ground truth where present (synthetic), else none")
+                   help="flow for TC: auto = dataset ground truth where present (videos/info.py), else none")
     p.add_argument("--flow-model", help="--tc-flow learned: 'package.module:factory' building the flow network")
     p.add_argument("--flow-checkpoint", type=Path, help="--tc-flow learned: local state-dict file")
     p.add_argument("--tc-videos", type=int, default=None,
                    help="TC on the first N videos only (the papers: first 100 VSPW val videos); default all")
     p.add_argument("--vc-min-frames", type=int, default=DEFAULT_MIN_FRAMES,
                    help="videos with fewer labelled frames are left out of mVC (default 17: CFFM skips N <= 16; "
-                        "not used by --vc-convention vspw)")
+                        "not used by --vc-convention official)")
     p.add_argument("--vc-convention", default="cffm", choices=tuple(VC_CONVENTIONS),
                    help="cffm: remapped ground truth, N >= --vc-min-frames for every K (the papers' CFFM "
-                        "scripts); vspw: the official VSPW_code rule, raw ground truth and N > K")
+                        "scripts); official: the VSPW_code rule, raw ground truth and N > K")
     p.add_argument("--vc-windows", type=int, nargs="+", default=list(DEFAULT_WINDOW_LENGTHS),
                    help="window lengths K for mVC_K (default 8 16)")
     p.add_argument("--warn-on-bad-input", action="store_true",
@@ -288,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.pred.is_dir():
         raise InputError(f"{args.pred}: prediction folder not found")
+    check_output_file(args.out, "metrics file")   # a directory, or under a file: one line before any frame is read
     if args.tc_videos is not None and args.tc_videos < 0:
         raise InputError(f"--tc-videos must be >= 0, got {args.tc_videos}")
     if any(n < 2 or n > 256 for n in args.vc_windows):

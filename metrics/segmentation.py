@@ -1,6 +1,6 @@
 """Streaming confusion matrix over a whole split: mIoU, mmseg's mIoU, WIoU (frequency weighted) and per-class IoU.
 
-Definitions (../shared/PROTOCOL.md, "mIoU and WIoU"): one matrix, rows = ground truth, columns = prediction,
+Definitions (docs/protocol.md, "mIoU and WIoU"): one matrix, rows = ground truth, columns = prediction,
 accumulated over every evaluated frame of the split; ignore pixels (255) are dropped.
   IoU_c      = CM[c,c] / (row_c + col_c - CM[c,c])
   miou       = mean IoU_c over classes present in the ground truth (row_c > 0)      (VSPW/CFFM evaluator)

@@ -294,9 +294,9 @@ def test_vspw_vc_convention_raw_masks_and_per_k_eligibility(tmp_path):
     # remapped, B is 255 == 255: stable ground truth, unstable prediction -> VC = 1/2 in every window
     assert cffm["mvc"]["convention"] == "cffm" and cffm["mvc4"] == 0.5 and cffm["mvc8"] == 0.5
     assert cffm["mvc"]["min_frames_per_window"] == {"4": 10, "8": 10, "16": 10}
-    vspw = run(tmp_path, *base, "--vc-convention", "vspw")
+    vspw = run(tmp_path, *base, "--vc-convention", "official")
     # raw, B changes 0 <-> 255: only A is stable, and its prediction holds -> VC = 1
-    assert vspw["mvc"]["convention"] == "vspw" and vspw["mvc4"] == 1.0 and vspw["mvc8"] == 1.0
+    assert vspw["mvc"]["convention"] == "official" and vspw["mvc4"] == 1.0 and vspw["mvc8"] == 1.0
     assert vspw["mvc"]["windows"] == {"4": n - 4, "8": n - 8, "16": 0} and vspw["mvc16"] is None
     assert vspw["mvc"]["min_frames_per_window"] == {"4": 5, "8": 9, "16": 17} and vspw["mvc"]["min_frames"] is None
     assert vspw["mvc"]["videos_per_window"] == {"4": 1, "8": 1, "16": 0}

@@ -1,4 +1,4 @@
-"""MSAF (paper 004): semantic assignment on hand-made cases, every registered variant on every backbone, the
+"""MSAF (CVPR 2023): semantic assignment on hand-made cases, every registered variant on every backbone, the
 loss of Eq. (15), gradients, the Baseline + TR parameter condition, fvcore tracing."""
 import math
 from functools import lru_cache

@@ -52,6 +52,24 @@ class Photometric:
     hue: int | None
 
 
+def check_options(crop=None, scale=None, test_scale=None, size_divisor=None,
+                  ratio_range=AUGMENT_DEFAULTS["ratio_range"], cat_max_ratio: float = AUGMENT_DEFAULTS["cat_max_ratio"],
+                  flip_prob: float = AUGMENT_DEFAULTS["flip_prob"]) -> None:
+    """ValueError, naming the option, for values OpenCV or numpy would otherwise fail on mid-run."""
+    if size_divisor is not None and not (isinstance(size_divisor, (int, np.integer)) and size_divisor >= 1):
+        raise ValueError(f"size_divisor must be a positive integer, got {size_divisor!r}")
+    for name, hw in (("crop", crop), ("scale", scale), ("test_scale", test_scale)):
+        if hw is not None and (len(tuple(hw)) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1
+                                                              for v in hw)):
+            raise ValueError(f"{name} must be two positive integers (H, W), got {list(hw)}")
+    if ratio_range and (len(tuple(ratio_range)) != 2 or not 0 < ratio_range[0] <= ratio_range[1]):
+        raise ValueError(f"ratio_range must be (low, high) with 0 < low <= high, got {list(ratio_range)}")
+    if not 0 < cat_max_ratio <= 1:
+        raise ValueError(f"cat_max_ratio must be in (0, 1], got {cat_max_ratio}")
+    if not 0 <= flip_prob <= 1:
+        raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
+
+
 def rescale_size(hw: tuple[int, int], base: tuple[int, int], ratio: float) -> tuple[int, int]:
     """mmcv's keep-ratio rescale: the largest size with the frame's aspect that fits ratio * base
     (long side within the long base edge, short side within the short one)."""

@@ -5,7 +5,7 @@ A clip is the reference frames plus the target, in time order, target last (the 
 SD-CPC (-6, -3), MSAF (-2, -1), CFFM (-9, -6, -3); a trailing 0 (``Variant.clip_offsets``) is accepted
 and means the same as leaving it out (``Variant.ref_offsets``).
 
-Rule at the start of a video (PROTOCOL.md): a reference before the first frame repeats the earliest
+Rule at the start of a video (docs/protocol.md): a reference before the first frame repeats the earliest
 available frame, frame 0 of the video; so target 1 with (-6, -3) reads frames (0, 0, 1). Offsets count
 positions in ``video.frames`` (all frames on disk, consecutive for every supported layout).
 
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common.cli import InputError
 from videos import augment
 from videos.datasets import Video, VideoDataset
 from videos.info import IGNORE_INDEX
@@ -57,6 +58,15 @@ def clip_frame_ids(video: Video, target: str, offsets: Sequence[int]) -> list[st
     return [video.frames[max(0, i + o)] for o in normalise_offsets(offsets)] + [target]
 
 
+def check_same_size(ds: VideoDataset, video: Video, ids: list[str], frames: list[np.ndarray]) -> None:
+    """The frames of one clip are stacked: a reference of another size is an error naming both files."""
+    target = frames[-1].shape[:2]
+    for f, img in zip(ids, frames):
+        if img.shape[:2] != target:
+            raise InputError(f"{ds.image_path(video, ids[-1])}: frames of one video differ in size: this one is "
+                             f"{target[1]}x{target[0]}, {ds.image_path(video, f).name} is {img.shape[1]}x{img.shape[0]}")
+
+
 class ClipDataset(Dataset):
     def __init__(self, ds: VideoDataset, offsets: Sequence[int], train: bool = True,
                  crop: tuple[int, int] | None = None, scale: tuple[int, int] | None = None,
@@ -76,6 +86,8 @@ class ClipDataset(Dataset):
         length       training epoch length (default: number of labelled frames)
         augment_options  ratio_range, cat_max_ratio, flip_prob (videos.augment.sample_geometry)
         """
+        augment.check_options(crop=crop, scale=scale, test_scale=test_scale, size_divisor=size_divisor,
+                              **augment_options)
         self.ds = ds
         self.offsets = normalise_offsets(offsets)
         self.train = train
@@ -126,7 +138,9 @@ class ClipDataset(Dataset):
         for f in ids:
             if f not in cache:
                 cache[f] = self.ds.read_image(video, f)
-        return [cache[f] for f in ids]
+        frames = [cache[f] for f in ids]
+        check_same_size(self.ds, video, ids, frames)
+        return frames
 
     def read_clip(self, video: Video, target: str) -> tuple[list[np.ndarray], np.ndarray]:
         return self.read_frames(video, target), self.ds.read_label(video, target)
