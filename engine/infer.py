@@ -1,7 +1,7 @@
 """Predict every labelled frame of a split with a trained model; one PNG of train ids per frame.
 
     python -m engine.infer --checkpoint DIR/model.pt --dataset D --root ROOT --split val --pred PRED
-                           [--tc-frames labelled|all --tc-videos N] [--test-scale HxW|native]
+                           [--tc-frames labelled|auto|all --tc-videos N] [--test-scale HxW|native]
                            [--threads T --device auto|cpu|cuda --workers W --batch N]
 
 Frames go in validation order (video by video, time order), each as the clip the variant reads (past
@@ -12,9 +12,10 @@ its native size), then each side up to a multiple of the dataset's size divisor 
 target logits are resized back to the frame's own size (bilinear) and argmaxed (models.outputs.predict),
 then written as PRED/<video>/<frame>.png (uint8).
 
---tc-frames all also predicts every unlabelled frame of the first --tc-videos videos (default all): the
-frames TC reads on a sparsely labelled set (a Cityscapes snippet's 30 frames around its annotated frame,
-CamVid's sequence frames around each annotated one; docs/protocol.md, "TC"). On Cityscapes that is 30
+--tc-frames all also predicts every unlabelled frame of the first --tc-videos videos (default all); auto does
+so where TC reads them (metrics.temporal.reads_unlabelled_frames: a sparsely labelled set, a Cityscapes
+snippet's 30 frames around its annotated frame, CamVid's sequence frames around each annotated one;
+docs/protocol.md, "TC") and predicts the labelled frames only on a dense set. On Cityscapes that is 30
 forwards per annotated frame instead of one; the count is in info.json (``tc_frames``).
 
 Consecutive frames of the same size go through the model together, up to --batch clips (auto: as many as
@@ -51,7 +52,7 @@ def auto_batch(height: int, width: int) -> int:
     return max(1, min(MAX_AUTO_BATCH, AUTO_BATCH_PIXELS // (height * width)))
 
 
-TC_FRAMES = ("labelled", "all")
+TC_FRAMES = ("labelled", "auto", "all")
 
 
 def test_resize_for(dataset: str, scale: str | None = None) -> tuple[tuple[int, int] | None, int | None]:
@@ -98,6 +99,10 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
                          f"has {ds.num_classes}")
     if meta["num_classes"] > 255:   # 255 is the ignore id; train ids must fit a uint8 PNG below it
         raise InputError(f"{model_file}: {meta['num_classes']} classes do not fit a uint8 PNG")
+    if tc_frames == "auto":
+        from metrics.temporal import reads_unlabelled_frames
+
+        tc_frames = "all" if reads_unlabelled_frames(ds) else "labelled"
     try:
         clips = ClipDataset(ds, model.variant.clip_offsets, train=False, test_scale=scale, size_divisor=divisor,
                             all_frames_videos=(tc_videos if tc_frames == "all" else 0))
@@ -166,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None, help="clips per forward (default: about a megapixel, 1..8)")
     p.add_argument("--tc-frames", default="labelled", choices=TC_FRAMES,
                    help="labelled: the frames with ground truth; all: also every other frame of the first "
-                        "--tc-videos videos, as TC on a sparse set (Cityscapes, CamVid) needs")
+                        "--tc-videos videos; auto: all where TC reads them (a sparse set: Cityscapes, CamVid)")
     p.add_argument("--tc-videos", type=int, default=None,
                    help="--tc-frames all: only the first N videos/snippets (metrics.evaluate --tc-videos)")
     p.add_argument("--test-scale", default=None, help="keep-ratio test box HxW, or native (default: the "

@@ -7,8 +7,8 @@
 Exactly ``python -m engine.infer`` (PRED/<video>/<frame>.png, one atomic folder) followed by
 ``python -m metrics.evaluate`` (METRICS.json) with the same dataset, root and split: the same files, byte
 for byte. When TC is scored (--tc-flow other than none; ``auto`` is resolved as metrics.evaluate does),
-inference predicts the frames TC reads too (engine.infer --tc-frames all, on the same --tc-videos): every
-frame of each video or snippet, 30 per annotated Cityscapes frame. One process instead of two saves a torch start-up (about 1.5 s on the 2-core default machine)
+inference predicts the frames TC reads too (engine.infer --tc-frames auto, on the same --tc-videos): on a
+sparsely labelled set every frame of each snippet, 30 per annotated Cityscapes frame. One process instead of two saves a torch start-up (about 1.5 s on the 2-core default machine)
 for each of the default experiment's 50 runs. Use the two CLIs on their own to re-score predictions.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     infer_flags = [x for flag in ("registry", "device", "threads", "test_scale") if getattr(args, flag) is not None
                    for x in (f"--{flag.replace('_', '-')}", getattr(args, flag))]
     if evaluate.resolve_flow_name(args.tc_flow, args.dataset) != "none":
-        infer_flags += ["--tc-frames", "all"] + tc_flags[2:]
+        infer_flags += ["--tc-frames", "auto"] + tc_flags[2:]
     status = infer.main(["--checkpoint", args.checkpoint, *where, *infer_flags])
     if status:
         return status

@@ -16,8 +16,9 @@ fractions in [0, 1]; null where not computed.
 - mVC_K: over the labelled frames of videos whose every frame is labelled (a sparse video has no windows);
   --vc-convention cffm (default): remapped labels and at least --vc-min-frames frames (default 17: the
   CFFM/MRCFA scripts skip N <= 16); official: the VSPW_code script, raw masks and N > K.
-- TC: over every consecutive pair of frames on disk of the first --tc-videos videos (all by default), the
-  unlabelled frames of a Cityscapes/CamVid snippet included (engine.infer --tc-frames all predicts them);
+- TC: over every pair of frames adjacent on disk of the first --tc-videos videos (all by default): on a
+  sparsely labelled set (Cityscapes, CamVid) every frame of each snippet, the unlabelled ones included
+  (engine.infer --tc-frames auto|all predicts them), on a dense one its labelled frames;
   flow from --tc-flow; ``auto`` is the dataset's ground-truth flow where it has one (videos/info.py
   ``gt_flow``: the synthetic set) and none otherwise. The flow source and the pair and frame counts are
   written next to it. Every metric of the metrics table (metrics/info.py) is a key of the result.
@@ -51,7 +52,7 @@ from metrics.consistency import DEFAULT_MIN_FRAMES, DEFAULT_WINDOW_LENGTHS, VC_C
 from metrics.flow import FLOW_CHOICES, make_flow_source
 from metrics.info import METRIC_KEYS
 from metrics.segmentation import MIOU_CONVENTIONS, ConfusionMatrix
-from metrics.temporal import TemporalConsistency
+from metrics.temporal import TemporalConsistency, reads_unlabelled_frames
 from videos.info import DATASET_NAMES, DATASETS
 
 MAX_WARNING_EXAMPLES = 20
@@ -154,9 +155,10 @@ def _fraction(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-TC_PAIRS = ("every consecutive pair (t, t+1) of the frames on disk of each of the first tc_videos videos: "
-            "a VSPW video's N frames give N-1 pairs (TC_cal.py), a Cityscapes snippet's 30 frames 29 (ETC "
-            "eval_tc.py), a CamVid annotated frame's sequence window its length - 1")
+TC_PAIRS = ("every pair (t, t+1) of frames adjacent on disk among the frames TC reads, in each of the first "
+            "tc_videos videos: on a sparsely labelled set every frame of each snippet (a Cityscapes snippet's 30 "
+            "frames give 29 pairs, as ETC's eval_tc.py; a CamVid window its length - 1), on a densely labelled "
+            "one its labelled frames (a VSPW video's N frames give N-1, as TC_cal.py)")
 
 
 def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = None,
@@ -172,6 +174,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
     mvc_sparse = mvc_bad = 0
     videos_scored = tc_frames = 0
     read: dict[str, set[str]] = {}   # video -> the frames whose predictions this run reads
+    every_frame = reads_unlabelled_frames(ds)
 
     def problem(e: BadInput) -> None:
         if not warn_on_bad_input:
@@ -194,11 +197,12 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
         stream = consistency.start_video() if dense else None
         do_tc = temporal is not None and (tc_videos is None or index < tc_videos)
         labelled = set(video.labelled)
+        position = {f: i for i, f in enumerate(video.frames)}
         clean, scored = True, 0
-        previous = None      # (frame, prediction) of the previous frame on disk, for TC
+        previous = None      # (frame, prediction) of the last frame read, for TC
         in_pairs: set[str] = set()
-        # TC reads every frame of the video (the unlabelled ones of a snippet too); the rest only labelled ones
-        frames = video.frames if do_tc else video.labelled
+        # TC on a sparse set reads every frame of the snippet, the unlabelled ones too; the rest labelled ones
+        frames = video.frames if do_tc and every_frame else video.labelled
         read[video.name] = set(frames)
         for frame in frames:
             has_gt = frame in labelled
@@ -218,7 +222,7 @@ def evaluate(ds, pred_root: Path, *, flow_source=None, tc_videos: int | None = N
                 if stream is not None:
                     stream.update(vc_gt, pred)
             if do_tc:
-                if previous is not None:
+                if previous is not None and position[frame] == position[previous[0]] + 1:
                     flow, valid = flow_source(ds, video, previous[0], frame)
                     if flow.shape[:2] != pred.shape:
                         raise InputError(f"{ds.name} video {video.name}: flow {previous[0]} -> {frame} is "

@@ -301,3 +301,15 @@ def test_vspw_vc_convention_raw_masks_and_per_k_eligibility(tmp_path):
     assert vspw["mvc"]["min_frames_per_window"] == {"4": 5, "8": 9, "16": 17} and vspw["mvc"]["min_frames"] is None
     assert vspw["mvc"]["videos_per_window"] == {"4": 1, "8": 1, "16": 0}
     assert (vspw["miou"], vspw["wiou"]) == (cffm["miou"], cffm["wiou"])    # the convention touches mVC only
+
+
+def test_tc_reads_every_snippet_frame_only_on_sparse_trees(tmp_path):
+    from metrics.temporal import reads_unlabelled_frames
+
+    sparse = open_dataset("synthetic", write_synthetic_tree(tmp_path / "s", train_videos=1, val_videos=1, frames=20,
+                                                            size=(16, 16), classes=3, annotate="sparse"), "val")
+    dense = open_dataset("synthetic", write_synthetic_tree(tmp_path / "d", train_videos=1, val_videos=1, frames=3,
+                                                           size=(16, 16), classes=3), "val")
+    city = open_dataset("cityscapes", write_cityscapes_tree(tmp_path / "c", size=(8, 16)), "val")
+    assert [reads_unlabelled_frames(d) for d in (sparse, dense, city)] == [True, False, True]
+    assert len(sparse.videos[0].labelled) == 1 and len(sparse.videos[0].frames) == 20
