@@ -12,6 +12,7 @@ rule evaluate:
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
         args=PLAN.evaluate_args(),
+        scale=lambda wc: PLAN.test_scale_args(wc.dataset),
     threads: JOB_SLOTS
     resources:
         gpu=GPUS,
@@ -25,4 +26,4 @@ rule evaluate:
     shell:
         "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
         " python -m engine.validate --checkpoint {input.model} --dataset {wildcards.dataset} --root {params.root}"
-        " --pred {output.pred} --out {output.metrics} {params.args} > {log} 2>&1"
+        " --pred {output.pred} --out {output.metrics} {params.args} {params.scale} > {log} 2>&1"
