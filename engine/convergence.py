@@ -8,8 +8,9 @@
 engine.train calls the validator every ``validate_every`` iterations (engine/config.py) and logs its mIoU
 in train_log.csv (column ``val_miou``, a fraction, on the validated iterations), so the curve survives a
 resume like the losses do. The validator predicts exactly as engine.infer does (the clip each variant
-reads, the dataset's test size, logits resized to the label and argmaxed) and scores the confusion matrix
-of metrics.segmentation, so its last point equals the mIoU engine.validate writes for the final model.
+reads, the dataset's test-time resize, logits resized to the label and argmaxed) and scores the confusion
+matrix of metrics.segmentation in the dataset's mIoU convention, so its point at the last iteration equals
+the mIoU engine.validate writes for the final model.
 Models with the streaming hooks (``extract``/``decode``, models/outputs.py) are run frame by frame: each
 frame of a video goes through the backbone once and every clip that reads it reuses its features
 (the same logits as the clip forward, a third of the backbone work for a three-frame clip).
@@ -45,20 +46,23 @@ class Validator:
     """mIoU of a model on one split, predicting as engine.infer does (per-class IoU: engine.validate)."""
 
     def __init__(self, dataset: str, root, clip_offsets: Sequence[int], device, split: str = "val",
-                 batch: int | None = None):
-        from engine.infer import test_size_for
+                 batch: int | None = None, test_scale: str | None = None):
+        from engine.infer import test_resize_for
         from videos.clips import ClipDataset
         from videos.datasets import open_dataset
+        from videos.info import dataset_info
 
         self.ds = open_dataset(dataset, root, split)
-        self.clips = ClipDataset(self.ds, clip_offsets, train=False, test_size=test_size_for(dataset))
+        scale, divisor = test_resize_for(dataset, test_scale)
+        self.clips = ClipDataset(self.ds, clip_offsets, train=False, test_scale=scale, size_divisor=divisor)
+        self.convention = dataset_info(dataset).miou_convention
         self.device, self.batch = device, batch
         self._cached: list | None = None
 
     def __call__(self, model) -> dict[str, float]:
         import torch
 
-        from metrics.segmentation import ConfusionMatrix
+        from metrics.segmentation import MIOU_CONVENTIONS, ConfusionMatrix
 
         start = time.perf_counter()
         confusion = ConfusionMatrix(self.ds.num_classes, self.ds.ignore_index)
@@ -71,7 +75,8 @@ class Validator:
                         confusion.update(label.numpy(), pred.to("cpu", torch.uint8).numpy())
         finally:
             model.train(was_training)
-        return {"val_miou": float(confusion.scores().miou), "val_s": time.perf_counter() - start}
+        field, _ = MIOU_CONVENTIONS[self.convention]   # the dataset's mIoU, as metrics.evaluate writes it
+        return {"val_miou": float(getattr(confusion.scores(), field)), "val_s": time.perf_counter() - start}
 
     def _items(self):
         """(index, clip, label) in test order; kept in memory after the first pass when they fit."""

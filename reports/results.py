@@ -90,18 +90,23 @@ def collect(plan: dict, results: str | Path) -> Measured:
         for seed in run_seeds(plan, r):
             js = _read(layout.path("metrics", seed=seed, **r))
             curve, iters = read_curve(Path(layout.path("train_log", seed=seed, **r)))
-            if js is not None and iters and isinstance(js.get("miou"), (int, float)):
-                # the final model, scored by engine.validate (its in-training point, if any, is the same)
-                curve = [p for p in curve if p[0] != iters] + [(iters, 100 * float(js["miou"]))]
-            if curve:
-                m.curves[(key, seed)], m.iterations[(key, seed)] = curve, iters
             if js is None:
+                if curve:
+                    m.curves[(key, seed)], m.iterations[(key, seed)] = curve, iters
                 continue
             per_metric = m.metrics.setdefault(key, {})
             for metric in METRICS.values():
                 v = js.get(metric.key, js.get(metric.fallback_key) if metric.fallback_key else None)
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     per_metric.setdefault(metric.key, []).append(metric.percent(v))
+            miou = METRICS["mIoU"]
+            final = js.get(miou.key, js.get(miou.fallback_key))
+            if iters and isinstance(final, (int, float)) and math.isfinite(final):
+                final = miou.percent(final)
+                # the final model, scored by engine.validate (its in-training point, if any, is the same)
+                curve = [p for p in curve if p[0] != iters] + [(iters, final)]
+            if curve:
+                m.curves[(key, seed)], m.iterations[(key, seed)] = curve, iters
             if isinstance(js.get("tc_flow"), str):
                 m.flow[key] = js["tc_flow"]
             if isinstance(js.get("iou_per_class"), list):

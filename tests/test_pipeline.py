@@ -47,6 +47,23 @@ def write_experiment(tmp_path, text: str) -> str:
     return str(path)
 
 
+def fake_weights(tmp_path) -> Path:
+    """A folder with a (placeholder) file for every weights path the paper experiments name: the plan only
+    checks that each exists."""
+    folder = tmp_path / "weights"
+    folder.mkdir(exist_ok=True)
+    for name in ("vspw", "cityscapes", "camvid"):
+        for entry in (read_experiment(name).get("pretrained") or {}).values():
+            if isinstance(entry, str) and entry != "none":
+                (folder / entry).touch()
+    return folder
+
+
+def main_rows(plan) -> int:
+    """Extra (run, seed) pairs of runs trained on more seeds than the experiment's own."""
+    return sum(len(r.seeds) - len(plan.seeds) for r in plan.runs)
+
+
 # ---------------------------------------------------------------------------------------------- plans
 def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
     plan = Plan({"experiment": "default", "results": str(tmp_path)})
@@ -56,7 +73,8 @@ def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
     # every row of every paper table that a registry variant reproduces is counted at its printed resolution
     # (MSAF Table 3, which prints no complexity, by the cityscapes experiment: ~15 CPU-minutes)
     counts = {(c.dataset, c.backbone, c.variant, f"{c.height}x{c.width}") for c in plan.counts}
-    city = Plan({"experiment": "cityscapes", "results": str(tmp_path), "root": str(tmp_path)})
+    city = Plan({"experiment": "cityscapes", "results": str(tmp_path), "root": str(tmp_path),
+                 "weights": str(fake_weights(tmp_path))})
     city_counts = {(c.dataset, c.backbone, c.variant, f"{c.height}x{c.width}") for c in city.counts}
     rep = P.load_reported()
     for r in rep[rep.variant != ""].drop_duplicates(["table", "row", "backbone", "resolution"]).itertuples():
@@ -65,8 +83,17 @@ def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
         if r.dataset == "cityscapes":
             assert key in city_counts, r
     # the trained runs are counted at the synthetic size too (the cross table)
-    assert ("synthetic", "mit_b0", "sdcpc", "64x64") in counts
-    assert len(plan.run_files("metrics")) == len(plan.runs) * len(plan.seeds)
+    h, w = plan.test_size("synthetic")
+    assert ("synthetic", "mit_b0", "sdcpc", f"{h}x{w}") in counts
+    # three seeds for the main rows, two for the ablations
+    seeds = {r.variant: r.seeds for r in plan.runs}
+    assert all(len(seeds[v]) >= 3 for v in plan.cfg["report"]["main"])
+    assert all(len(s) >= 2 for s in seeds.values())
+    assert len(plan.run_files("metrics")) == sum(len(r.seeds) for r in plan.runs)
+    # every run starts from its backbone's encoder, made once by the pretrain stage
+    assert {b for _, b, _ in plan.pretrain_jobs()} == {"mit_b0", "resnet18"}
+    assert all(f"--pretrained {plan.pretrained[r.backbone]}" in plan.train_args(r.variant, r.backbone)
+               for r in plan.runs)
 
 
 def test_extends_merges_and_lists_replace():
@@ -109,11 +136,99 @@ def test_a_setting_the_experiment_omits_is_left_to_its_command(tmp_path):
     bare = ("seeds: [0]\ndatasets: {synthetic: {}}\n"
             "runs:\n  - {dataset: synthetic, backbone: mit_b0, variants: [segformer]}\n")
     plan = Plan({"experiment": write_experiment(tmp_path, bare), "results": str(tmp_path)})
-    assert "iters" not in plan.cfg["train"] and plan.train_args() == "" and plan.fps_args() == ""
-    assert "--iters 3" in Plan({"experiment": "smoke", "results": str(tmp_path)}).train_args()
+    assert "iters" not in plan.cfg["train"] and plan.train_args("segformer", "mit_b0") == "" and plan.fps_args() == ""
+    assert "--iters 3" in Plan({"experiment": "smoke", "results": str(tmp_path)}).train_args("segformer", "mit_b0")
     assert resolve_config("synthetic").iters == DATASETS["synthetic"].train["iters"] == 200
     assert plan.cfg["train"]["mem_mb"] == 2000 and plan.cfg["evaluate"]["split"] == "val"   # the schema's
     assert plan.test_size("synthetic") == DATASETS["synthetic"].test_size and plan.generate_args("synthetic") == ""
+
+
+BARE_REAL = ("seeds: [0]\ndatasets: {vspw: {root: /nowhere}}\n"
+             "runs:\n  - {dataset: vspw, backbone: mit_b1, variants: [segformer]}\n")
+
+
+def test_train_settings_layer_family_then_variant(tmp_path):
+    """A run's settings: the train block, then its family's layer, then its variant's (mappings merge)."""
+    text = ("extends: smoke\ntrain:\n  iters: 7\n  options: {lr: 0.001, batch_size: 4}\n"
+            "  families: {sdcpc: {iters: 9, options: {lr: 0.002}}}\n"
+            "  variants: {sdcpc_p9: {options: {batch_size: 3}}, msaf: {mem_mb: 999}}\n"
+            "runs:\n  - {dataset: synthetic, backbone: mit_b0, variants: [segformer, sdcpc, sdcpc_p9]}\n"
+            "  - {dataset: synthetic, backbone: resnet18, variants: [msaf]}\n")
+    plan = Plan({"experiment": write_experiment(tmp_path, text), "results": str(tmp_path)})
+    seg, sd, p9 = (plan.train_settings(v) for v in ("segformer", "sdcpc", "sdcpc_p9"))
+    assert (seg["iters"], seg["options"]["lr"], seg["options"]["batch_size"]) == (7, 0.001, 4)
+    assert (sd["iters"], sd["options"]["lr"], sd["options"]["batch_size"]) == (9, 0.002, 4)
+    assert (p9["iters"], p9["options"]["lr"], p9["options"]["batch_size"]) == (9, 0.002, 3)
+    assert "--iters 9" in plan.train_args("sdcpc_p9", "mit_b0") and "--batch-size 3" in plan.train_args("sdcpc_p9", "mit_b0")
+    assert plan.train_resource("msaf", "mem_mb") == 999 and plan.train_resource("sdcpc", "mem_mb") == 1500
+
+
+@pytest.mark.parametrize("layer, needle", [
+    ("  families: {sdcpc: {options: {learning_rate: 1}}}\n", "train/families/sdcpc/options: unknown training option"),
+    ("  variants: {sdcpc_p99: {iters: 2}}\n", "train/variants: no variant named 'sdcpc_p99'"),
+    ("  families: {sdcpcc: {iters: 2}}\n", "train/families: 'sdcpcc' is not one of"),
+])
+def test_train_layer_errors_are_one_line(tmp_path, layer, needle):
+    with pytest.raises(PlanError) as e:
+        Plan({"experiment": write_experiment(tmp_path, "extends: smoke\ntrain:\n" + layer), "results": str(tmp_path)})
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_paper_experiments_state_each_papers_recipe(tmp_path):
+    """Per family, as the papers state it (and, where they are silent, the codebase they build on):
+    docs/reproduction-notes.md, "Training recipes of the paper experiments"."""
+    weights = fake_weights(tmp_path)
+    plans = {e: Plan({"experiment": e, "results": str(tmp_path), "root": str(tmp_path), "weights": str(weights)})
+             for e in ("vspw", "cityscapes", "camvid")}
+
+    def recipe(exp, variant):
+        t = plans[exp].train_settings(variant)
+        o = t["options"]
+        return t["iters"], o["lr"], o["warmup_iters"], o["batch_size"], list(o["crop"])
+
+    assert recipe("vspw", "sdcpc") == (160000, 2e-5, 1500, 2, [480, 480])        # SD-CPC; CFFM's schedule
+    assert recipe("vspw", "segformer") == (160000, 6e-5, 1500, 2, [480, 480])    # CFFM's SegFormer
+    assert recipe("cityscapes", "sdcpc") == (160000, 2e-5, 1500, 2, [512, 1024])
+    assert recipe("cityscapes", "segformer") == (160000, 6e-5, 1500, 2, [512, 1024])
+    for v in ("msaf", "msaf_baseline", "msaf_wo_dcn"):
+        assert recipe("cityscapes", v) == (80000, 6e-5, 1500, 2, [769, 769])     # MSAF Sec. 4.1
+    assert recipe("camvid", "msaf") == recipe("camvid", "msaf_baseline") == (80000, 6e-5, 1500, 2, [640, 640])
+    for plan in plans.values():   # nothing of the default's synthetic schedule leaks into a paper run
+        for r in plan.runs:
+            assert plan.pretrained[r.backbone].startswith(str(weights)), r
+            assert plan.train_settings(r.variant)["options"]["validate_every"] >= 8000
+
+
+def test_real_data_needs_weights_or_an_explicit_none(tmp_path):
+    with pytest.raises(PlanError) as e:
+        Plan({"experiment": write_experiment(tmp_path, BARE_REAL), "results": str(tmp_path)})
+    assert "pretrained: no weights for mit_b1" in str(e.value) and "pretrained: none" in str(e.value)
+    assert "\n" not in str(e.value)
+    plan = Plan({"experiment": write_experiment(tmp_path, BARE_REAL + "pretrained: none\n"), "results": str(tmp_path)})
+    assert plan.pretrained == {"mit_b1": None} and "--pretrained" not in plan.train_args("segformer", "mit_b1")
+    with pytest.raises(PlanError, match="pretrained/mit_b1: .*mit_b1.pth: no such file"):
+        Plan({"experiment": write_experiment(tmp_path, BARE_REAL + "pretrained: {mit_b1: mit_b1.pth}\n"),
+              "results": str(tmp_path), "weights": str(tmp_path)})
+    (tmp_path / "mit_b1.pth").touch()
+    plan = Plan({"experiment": write_experiment(tmp_path, BARE_REAL + "pretrained: {mit_b1: mit_b1.pth}\n"),
+                 "results": str(tmp_path), "weights": str(tmp_path)})
+    assert plan.train_args("segformer", "mit_b1").endswith(f"--pretrained {tmp_path / 'mit_b1.pth'}")
+
+
+def test_an_encoder_pretrained_on_the_synthetic_set_never_starts_a_real_run(tmp_path):
+    text = ("extends: default\ndatasets: {vspw: {root: /nowhere}}\n"
+            "runs:\n  - {dataset: vspw, backbone: mit_b0, variants: [segformer]}\n")
+    with pytest.raises(PlanError, match="pretrained/mit_b0: the pretrain stage makes this encoder from the generated"):
+        Plan({"experiment": write_experiment(tmp_path, text), "results": str(tmp_path)})
+
+
+def test_a_run_listed_by_two_groups_trains_on_both_groups_seeds(tmp_path):
+    text = ("extends: smoke\nseeds: [0, 1]\nruns:\n  - {dataset: synthetic, backbone: mit_b0, families: [segformer]}\n"
+            "  - {dataset: synthetic, backbone: mit_b0, variants: [segformer], seeds: [1, 2]}\n")
+    plan = Plan({"experiment": write_experiment(tmp_path, text), "results": str(tmp_path)})
+    seeds = {r.variant: r.seeds for r in plan.runs}
+    assert seeds == {"segformer": (0, 1, 2), "segformer_os8": (0, 1)}
+    assert sum("/segformer/seed" in f for f in plan.run_files("model")) == 3
 
 
 def test_unknown_config_key_is_an_error(tmp_path):
@@ -135,12 +250,14 @@ def test_dry_run_default_schedules_the_whole_grid(tmp_path):
     res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"results={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
-    n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 24 with the shipped registry
-    assert jobs["train"] == jobs["evaluate"] == 2 * n_variants and "infer" not in jobs   # one job predicts + scores
+    n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 25 with the shipped registry
+    plan = Plan({"experiment": "default", "results": str(tmp_path)})
+    runs = 2 * n_variants + main_rows(plan)                          # main rows on a third seed
+    assert jobs["train"] == jobs["evaluate"] == runs and "infer" not in jobs   # one job predicts + scores
     assert jobs["fps"] == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
-    # 30 fixed paper-table counts (every backbone row at its printed resolution), the MiT-B1 ablation group
-    # (every segformer/sdcpc entry, 16 with the shipped registry) and one per trained variant
-    assert jobs["count_complexity"] == 30 + len(FAMILY("segformer", "sdcpc")) + n_variants
+    assert jobs["pretrain"] == 2                                     # one encoder per backbone
+    # one counting job per (dataset, backbone), however many variants and input sizes it counts
+    assert jobs["count_complexity"] == len(plan.count_groups()) < len(plan.counts)
     assert jobs["generate_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
 
 
@@ -156,9 +273,10 @@ def test_fps_resources_reach_every_fps_job(tmp_path):
 
 @pytest.mark.parametrize("experiment, trained", [("vspw", 19), ("cityscapes", 22), ("camvid", 6)])
 def test_dry_run_paper_experiments_need_no_data(tmp_path, experiment, trained):
-    """The paper set-ups plan without the data present (root points at an empty folder)."""
+    """The paper set-ups plan without the data present (root points at an empty folder); their weights files
+    must exist (here placeholders)."""
     res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
-                    f"root={tmp_path / 'data'}")
+                    f"root={tmp_path / 'data'}", f"weights={fake_weights(tmp_path)}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["train"] == jobs["evaluate"] == len(fps_outputs(res.stdout + res.stderr)) == trained
@@ -174,7 +292,8 @@ def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
     out = res.stdout + res.stderr
     jobs = job_stats(out)
     n = len(FAMILY("segformer", "sdcpc", "msaf")) + 1
-    assert jobs["train"] == 2 * n and len(fps_outputs(out)) == n
+    assert jobs["train"] == 2 * n + main_rows(Plan({"experiment": "default", "results": str(tmp_path)}))
+    assert len(fps_outputs(out)) == n
     for path in ("runs/synthetic/mit_b0/sdcpc_p25/seed0/model.pt", "runs/synthetic/mit_b0/sdcpc_p25/seed1/metrics.json",
                  "fps/synthetic/mit_b0/sdcpc_p25.json", "complexity/vspw/mit_b1/sdcpc_p25@480x853.json"):
         assert f"{tmp_path}/default/{path}" in out, path

@@ -370,7 +370,10 @@ class Plan:
         """Where each trained backbone's weights come from (``pretrained``), checked before any job: a real
         dataset's run needs weights (or ``pretrained: none``, said explicitly); a given file must exist."""
         spec = self.cfg.get("pretrained")
-        backbones = {r.backbone: r for r in self.runs}
+        backbones: dict[str, Run] = {}
+        for r in self.runs:   # per backbone, a run on real data speaks for it (it needs real weights)
+            if r.backbone not in backbones or not dataset_info(r.dataset).generated:
+                backbones[r.backbone] = r
         for b, r in backbones.items():
             entry = PRETRAINED_NONE if spec == PRETRAINED_NONE else (spec or {}).get(b)
             if entry is None:
@@ -383,6 +386,11 @@ class Plan:
                 self.pretrained[b] = None
             elif isinstance(entry, dict):
                 self.pretrain[b] = self._pretext(b, entry[PRETRAIN_KEY], where)
+                source = self.cfg["pretrain"]["dataset"]
+                if dataset_info(source).generated and not dataset_info(r.dataset).generated:
+                    raise PlanError(f"{where}: pretrained/{b}: the pretrain stage makes this encoder from the "
+                                    f"generated {source} set, but {r.variant} trains on {r.dataset}: give {b}'s "
+                                    "ImageNet file (docs/weights.md) or say pretrained: none")
                 self.pretrained[b] = self.layout.path("encoder", dataset=self.cfg["pretrain"]["dataset"], backbone=b)
             else:
                 path = Path(entry) if Path(entry).is_absolute() else self.weights_dir / entry
