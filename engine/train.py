@@ -382,7 +382,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
                                   weight_decay=cfg.weight_decay, foreach=True)
     scheduler = make_scheduler(optimizer, cfg.iters, cfg.warmup_iters, cfg.warmup_ratio, cfg.poly_power,
                                cfg.min_lr, cfg.lr)
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = cfg.amp and (device.type == "cuda" or (cfg.cpu_amp and device.type == "cpu"))
     amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
 
@@ -448,7 +448,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             t_data = time.perf_counter() - t0
             # the model's own randomness (dropout, drop-path) is a function of (seed, iteration, rank)
             torch.manual_seed(derive_seed(cfg.seed, it, dist.rank, 0))
-            with torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext():
+            with torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext():
                 outputs = net(clip)
                 losses = model.loss(outputs, target)
             names = ["total"] + sorted(k for k in losses if k != "total")

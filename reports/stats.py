@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from dataclasses import dataclass
 
 LEVEL = 0.95
@@ -74,9 +75,11 @@ def difference(a, b) -> Difference:
         return Difference(diff, None, None, None, None, len(a), len(b))
     from scipy import stats
 
-    if statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0:   # identical seeds: t is undefined
+    if max(statistics.pvariance(a), statistics.pvariance(b)) < 1e-18:   # identical seeds: t is undefined
         return Difference(diff, diff, diff, 0.0 if diff else 1.0, None, len(a), len(b))
-    res = stats.ttest_ind(a, b, equal_var=False)
+    with warnings.catch_warnings():   # one side's seeds all equal: scipy warns of cancellation, t is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(LEVEL)
     return Difference(diff, float(ci.low), float(ci.high), float(res.pvalue), float(res.df), len(a), len(b))
 

@@ -208,3 +208,16 @@ def test_a_bad_claim_is_one_line(tmp_path):
     f.write_text("claims:\n  - {paper: msaf, table: msaf_t1, a: msaf, b: msaf_baseline, metrics: [TC]}\n")
     with pytest.raises(InputError, match="rows of msaf with a TC cell"):    # several backbones: name one
         load_claims(f)
+
+
+def test_cpu_bfloat16_autocast_is_deterministic_and_changes_the_numbers(tmp_path):
+    from tests.test_engine_train import run_tiny, tiny_cfg, weights
+
+    run_tiny(tmp_path / "a", cfg=tiny_cfg(iters=3, cpu_amp=True))
+    run_tiny(tmp_path / "b", cfg=tiny_cfg(iters=3, cpu_amp=True))
+    run_tiny(tmp_path / "c", cfg=tiny_cfg(iters=3))
+    a, b, c = (weights(tmp_path / x / "model.pt") for x in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+    with pytest.raises(InputError, match="cpu_amp needs amp_dtype bfloat16"):
+        tiny_cfg(cpu_amp=True, amp_dtype="float16")
