@@ -14,7 +14,7 @@
   claims       each claim of the claims table: our difference with its 95% interval beside the paper's,
                coloured by verdict
   qualitative  a strip like SD-CPC Figure 3: frames, ground truth, then each chosen method's prediction, with
-               the class legend
+               the class legend; of the val videos, the one whose last frames hold the most object classes
 A method has one colour in every figure (``method_colours``: its family's colour from common/families.py,
 shades of it for the family's other variants). Missing results leave a panel empty with a note.
 """
@@ -42,7 +42,7 @@ from metrics.info import METRICS  # noqa: E402
 from reports import PLOTS  # noqa: E402
 from reports import paper as P  # noqa: E402
 from reports.claims import claims_table, load_claims  # noqa: E402
-from reports.results import load_inputs, run_seeds  # noqa: E402
+from reports.results import class_info, load_inputs, run_seeds  # noqa: E402
 from reports.stats import summary  # noqa: E402
 from videos.info import dataset_label  # noqa: E402
 from workflow.plan import Layout  # noqa: E402
@@ -458,6 +458,21 @@ def _colourise(label: np.ndarray) -> np.ndarray:
     return _palette()[label].astype(np.uint8)
 
 
+def strip_frames(ds, n: int, background: set[str], scanned: int = 32):
+    """The strip's video and frames: of the first ``scanned`` videos, the one whose last ``n`` labelled frames
+    show the most distinct object classes (classes not in ``background``), then the most object pixels, so
+    the strip shows what the methods get right and wrong about objects, not sky."""
+    objects = [k for k, name in enumerate(ds.class_names) if name not in background]
+    best = None
+    for video in ds.videos[:scanned]:
+        frames = video.labelled[-n:]
+        counts = np.bincount(np.concatenate([ds.read_label(video, f).ravel() for f in frames]), minlength=256)
+        score = (int((counts[objects] > 0).sum()), int(counts[objects].sum()))
+        if best is None or score > best[0]:
+            best = (score, video, frames)
+    return best[1], best[2]
+
+
 def plot_qualitative(plan, results, variants, out):
     q = plan["report"].get("qualitative", {})
     ds_name, want = q.get("dataset"), q.get("variants", [])
@@ -470,8 +485,7 @@ def plot_qualitative(plan, results, variants, out):
         from videos.datasets import open_dataset
 
         ds = open_dataset(ds_name, plan["roots"].get(ds_name), plan["evaluate"].get("split", "val"))
-        video = ds.videos[0]
-        frames = video.labelled[-n_frames:]
+        video, frames = strip_frames(ds, n_frames, class_info(plan, ds_name)[1])
     except Exception as e:  # no data (dry experiment): an empty strip with the reason
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")

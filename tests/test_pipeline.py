@@ -319,7 +319,9 @@ def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
     tmp, res = smoke_run
     assert res.returncode == 0, res.stderr[-4000:]
     out = tmp / "smoke"
-    for t in list(P.TABLES) + ["cross", "complexity"]:
+    from reports import OWN_TABLES, PLOTS
+
+    for t in list(P.TABLES) + list(OWN_TABLES):
         df = pd.read_csv(out / "tables" / f"{t}.csv")
         assert len(df) > 0
         tex = (out / "tables" / f"{t}.tex").read_text()
@@ -331,7 +333,19 @@ def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
     for v in ("segformer", "sdcpc", "msaf_baseline", "msaf"):
         rec = cross[cross.variant == v].iloc[0]
         assert 0 <= rec.mIoU <= 100 and 0 <= rec.mVC8 <= 100 and rec.FPS > 0 and rec.Params > 0, rec
-    for name in ("tradeoff", "p_sweep", "ablation", "training", "qualitative"):
+    # per run: n, the 95% half-width (none for one seed), convergence; every pretrained encoder's curve
+    assert {"seeds", "mIoU ci95", "converged", "last-quarter change"} <= set(cross.columns)
+    conv = pd.read_csv(out / "tables" / "convergence.csv")
+    assert set(conv[conv.stage == "pretrain"].backbone) == {"mit_b0", "resnet18"}
+    assert len(conv[conv.stage == "train"]) == len(cross) and conv.curve.notna().all()
+    claims = pd.read_csv(out / "tables" / "claims.csv", keep_default_na=False)
+    assert set(claims.verdict) <= {"reproduced", "contradicted", "inconclusive", "not run"}
+    assert (claims[claims.claim == "SD-CPC > SegFormer"].verdict == "inconclusive").all()   # one seed each
+    per_class = pd.read_csv(out / "tables" / "per_class.csv")
+    assert set(per_class.variant) == set(cross.variant) and per_class["object"].any()
+    for r in ("mit_b0", "resnet18"):   # the encoders every run started from, in the public layouts
+        assert (out / "pretrain/synthetic" / r / f"{r}.pth").exists()
+    for name in PLOTS:
         assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "plots" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     # provenance: every result JSON carries it; the tables carry commit + config hash
