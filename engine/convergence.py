@@ -3,7 +3,7 @@
     validator = Validator("synthetic", root, clip_offsets=(-6, -3, 0), device=device)
     validator(model)                       # {"val_miou": 0.41, "val_s": 3.2}
     last_quarter([(60, 40.1), (120, 44.0), (180, 44.6), (240, 44.9)], iters=240)
-    # {"from": 180, "points": 2, "change": 0.3, "converged": True}
+    # {"from": 180, "points": 2, "change": 0.3, "range": 0.3, "converged": True}
 
 engine.train calls the validator every ``validate_every`` iterations (engine/config.py) and logs its mIoU
 in train_log.csv (column ``val_miou``, a fraction, on the validated iterations), so the curve survives a
@@ -16,9 +16,12 @@ frame of a video goes through the backbone once and every clip that reads it reu
 (the same logits as the clip forward, a third of the backbone work for a three-frame clip).
 
 Convergence (the default experiment's criterion, docs/pipeline.md): over the last quarter of the schedule
-the validation mIoU moves by less than ``TOLERANCE`` points, i.e. max - min of the mIoU at the validated
-iterations >= 3/4 of the schedule (the final model included) is below it; at least two such points are
-needed. This module imports no torch at import time (the report CLIs read the rule).
+the validation mIoU moves by less than ``TOLERANCE`` points. How far it moves is the least-squares line
+through the mIoU at the validated iterations >= 3/4 of the schedule (the final model included), its slope
+times the quarter's length (``trend``; with two points, their difference): the curve's movement, not the
+checkpoint-to-checkpoint jitter of a small validation set, which is reported beside it (``range``, max -
+min of those points). At least two points are needed. This module imports no torch at import time (the
+report CLIs read the rule).
 """
 from __future__ import annotations
 
@@ -32,14 +35,19 @@ CACHE_BYTES = 256 << 20  # a split whose test clips fit is decoded once per run,
 
 def last_quarter(curve: Sequence[tuple[int, float]], iters: int, tolerance: float = TOLERANCE) -> dict:
     """``curve``: (iteration, mIoU in %) points, the final model's included. Returns where the last part
-    starts, how many points lie in it, how far the mIoU moves there (max - min) and whether that is below
-    ``tolerance``. Fewer than two points: ``change`` and ``converged`` are None (not measured)."""
+    starts, how many points lie in it, how far the mIoU moves over it (``change``: the least-squares trend
+    over the part's length, signed), the points' ``range`` and whether |change| is below ``tolerance``.
+    Fewer than two points: ``change``, ``range`` and ``converged`` are None (not measured)."""
     start = iters * (1 - LAST_PART)
-    tail = [m for it, m in sorted(curve) if it >= start - 1e-9]
+    tail = [(it, m) for it, m in sorted(curve) if it >= start - 1e-9]
     if len(tail) < 2:
-        return {"from": int(round(start)), "points": len(tail), "change": None, "converged": None}
-    change = max(tail) - min(tail)
-    return {"from": int(round(start)), "points": len(tail), "change": change, "converged": change < tolerance}
+        return {"from": int(round(start)), "points": len(tail), "change": None, "range": None, "converged": None}
+    xs, ys = [it for it, _ in tail], [m for _, m in tail]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    change = slope * iters * LAST_PART
+    return {"from": int(round(start)), "points": len(tail), "change": change, "range": max(ys) - min(ys),
+            "converged": abs(change) < tolerance}
 
 
 class Validator:

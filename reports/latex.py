@@ -270,10 +270,10 @@ def convergence_tex(df: pd.DataFrame, caption: str) -> str:
         body.append([tex_escape(rec["method"]), tex_escape(backbone_label(rec["backbone"])), str(rec["seed"]),
                      DASH if _missing(rec["iterations"]) else str(int(rec["iterations"])),
                      number(None if _missing(rec["final mIoU"]) else float(rec["final mIoU"]), 2),
-                     DASH if _missing(change) else f"{float(change):.2f}",
+                     DASH if _missing(change) else f"{float(change):+.2f}",
                      DASH if _missing(rec["converged"]) else (r"\checkmark" if rec["converged"] else "no")])
     frame = pd.DataFrame(body, columns=["Run", "Backbone", "Seed", "Iterations", "Final mIoU",
-                                        "Last-quarter change", "Converged"])
+                                        "Last-quarter trend", "Converged"])
     return place(frame, "llrrrrc", caption, "tab:convergence")
 
 

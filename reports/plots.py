@@ -402,8 +402,8 @@ def plot_convergence(plan, meas, variants, out):
             ax.legend(fontsize=6, loc="lower right")
         else:
             _note(ax, "no validation curve yet")
-    fig.suptitle("validation mIoU during training (faint: ablations; converged = < 1 point over the shaded "
-                 "last quarter)", fontsize=8)
+    fig.suptitle("validation mIoU during training (faint: ablations; converged: the trend over the shaded last "
+                 "quarter moves < 1 point)", fontsize=8)
     fig.tight_layout()
     return save(fig, out, "convergence")
 

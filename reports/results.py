@@ -189,7 +189,7 @@ def cross_table(plan: dict, meas: Measured, variants: dict) -> pd.DataFrame:
         rec["seeds"] = len(meas.values(key, METRICS["mIoU"].key))
         conv = [c for s in run_seeds(plan, r) for c in [meas.convergence(key, s)] if c and c["change"] is not None]
         rec["converged"] = f"{sum(c['converged'] for c in conv)}/{len(conv)}" if conv else None
-        rec["last-quarter change"] = max(c["change"] for c in conv) if conv else None
+        rec["last-quarter change"] = max((c["change"] for c in conv), key=abs) if conv else None
         rec["Params"] = comp.get("params")
         rec["GFLOPs"] = comp.get(gflops_key(plan))
         rec["FPS"] = meas.fps.get(key, {}).get("fps")
@@ -222,11 +222,12 @@ def convergence_table(plan: dict, meas: Measured, variants: dict) -> pd.DataFram
 
     def record(stage, method, variant, dataset, backbone, seed, curve, iters):
         c = last_quarter(curve, iters) if curve and iters else {"from": None, "points": 0, "change": None,
-                                                                 "converged": None}
+                                                                 "range": None, "converged": None}
         recs.append({"stage": stage, "method": method, "variant": variant, "backbone": backbone, "dataset": dataset,
                      "seed": seed, "iterations": iters, "final mIoU": curve[-1][1] if curve else None,
                      "last quarter from": c["from"], "points in last quarter": c["points"],
-                     "last-quarter change": c["change"], "converged": c["converged"],
+                     "last-quarter change": c["change"], "last-quarter range": c["range"],
+                     "converged": c["converged"],
                      "curve": " ".join(f"{it}:{v:.2f}" for it, v in curve)})
 
     for (ds, bb), pre in meas.pretrain.items():

@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     conv = convergence_table(plan, meas, variants)
     write_text(out("convergence.csv"), _csv(conv))
     caption = (f"Convergence of every run of experiment {tex_escape(plan['experiment'])}: validation mIoU at the "
-               "checkpoints of the schedule (convergence.csv has the curve); converged = it moves by less than "
-               "1 point over the last quarter (max $-$ min of the validated points there, the final model "
-               f"included). \\texttt{{{tex_escape(stamp)}}}")
+               "checkpoints of the schedule (convergence.csv has the curve and the jitter); converged = it moves "
+               "by less than 1 point over the last quarter: the least-squares trend of the validated points there "
+               f"(the final model included) over the quarter's length. \\texttt{{{tex_escape(stamp)}}}")
     write_text(out("convergence.tex"), f"% {stamp}\n" + latex.convergence_tex(conv, caption))
     per_class = per_class_table(plan, meas, variants)
     write_text(out("per_class.csv"), _csv(per_class))

@@ -35,16 +35,20 @@ def log_rows(run):
 
 
 # ---------------------------------------------------------------------------------------------- convergence
-@pytest.mark.parametrize("curve, iters, change, converged", [
-    ([(60, 40.1), (120, 44.0), (180, 44.6), (240, 44.9)], 240, 0.3, True),     # last quarter: 180 and 240
-    ([(60, 40.1), (120, 44.0), (180, 43.5), (240, 44.9)], 240, 1.4, False),
-    ([(50, 40.0), (100, 41.0), (150, 41.2), (175, 40.1), (200, 41.0)], 200, 1.1, False),   # max - min of 3
-    ([(100, 40.0), (200, 41.0)], 200, None, None),                              # one point: not measured
+@pytest.mark.parametrize("curve, iters, change, spread, converged", [
+    ([(60, 40.1), (120, 44.0), (180, 44.6), (240, 44.9)], 240, 0.3, 0.3, True),     # two points: their difference
+    ([(60, 40.1), (120, 44.0), (180, 43.5), (240, 44.9)], 240, 1.4, 1.4, False),
+    # three points 150, 175, 200: slope of the least-squares line (41.2, 40.1, 41.0) is -0.2 / 50 per
+    # iteration, over the quarter's 50 iterations -0.2; the jitter (range) is 1.1
+    ([(50, 40.0), (100, 41.0), (150, 41.2), (175, 40.1), (200, 41.0)], 200, -0.2, 1.1, True),
+    ([(150, 40.0), (175, 41.0), (200, 42.0)], 200, 2.0, 2.0, False),               # a rising line
+    ([(100, 40.0), (200, 41.0)], 200, None, None, None),                           # one point: not measured
 ])
-def test_last_quarter_is_max_minus_min_of_the_points_in_it(curve, iters, change, converged):
+def test_last_quarter_is_the_trend_of_the_points_in_it(curve, iters, change, spread, converged):
     got = last_quarter(curve, iters)
     assert got["converged"] is converged
-    assert got["change"] == change if change is None else math.isclose(got["change"], change, abs_tol=1e-9)
+    for key, want in (("change", change), ("range", spread)):
+        assert got[key] == want if want is None else math.isclose(got[key], want, abs_tol=1e-9), key
 
 
 def test_validation_is_logged_resumes_and_equals_engine_validate(tree, tmp_path):
