@@ -2,6 +2,10 @@
 
     from models.backbones import build_cnn_backbone
     body = build_cnn_backbone("resnet50")   # .out_channels, .strides; forward(x) -> list of feature maps
+    body = build_cnn_backbone("resnet18", stem="v1b")   # torchvision's 7x7 stem (ResNet/PSPNet only)
+
+Every backbone has ``imagenet_part()``: the module an ImageNet checkpoint initialises (models/pretrained.py;
+PSPNet's pyramid pooling module is not part of it).
 """
 from __future__ import annotations
 
@@ -20,8 +24,13 @@ CNN_BACKBONES: dict[str, tuple[str, str]] = {
 }
 
 
-def build_cnn_backbone(name: str):
+def build_cnn_backbone(name: str, stem: str | None = None):
+    """``stem``: None (the backbone's own: ResNetV1c's deep stem for ResNet/PSPNet), or "v1c" / "v1b" for
+    ResNet and PSPNet (models/backbones/resnet.py STEMS)."""
     if name not in CNN_BACKBONES:
         raise ValueError(f"unknown CNN backbone '{name}' (known: {', '.join(CNN_BACKBONES)})")
     module, fn = CNN_BACKBONES[name]
-    return getattr(importlib.import_module(module), fn)()
+    if stem is not None and name.startswith("hrnet"):
+        raise ValueError(f"{name} has its own stem; the stem option (v1b/v1c) is for ResNet and PSPNet")
+    builder = getattr(importlib.import_module(module), fn)
+    return builder() if stem is None else builder(stem=stem)
