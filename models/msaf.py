@@ -1,4 +1,4 @@
-"""MSAF: motion-state alignment framework (Su et al., CVPR 2023; paper 004), every ablation of its Table 3.
+"""MSAF: motion-state alignment framework (Su et al., CVPR 2023), every ablation of its Table 3.
 
 Clip (B, T, 3, H, W), frames t-2, t-1, t (target last). One shared backbone gives, per frame, stage
 features F3, F4, F5 at stride 8 (Sec. 3.2). Then, with the options of config/variants.yaml:
@@ -7,24 +7,33 @@ features F3, F4, F5 at stride 8 (Sec. 3.2). Then, with the options of config/var
   transformer (``motion_transformer: decoupled``): PST, Eq. (2)-(3): t-2 average-pooled by 4 and t-1 by 2,
   a pre-norm transformer block (spatial multi-head self-attention + MLP) per frame, bilinear upsampling
   back; t at full resolution. ATT, Eq. (5)-(6): a deformable convolution (K = 3, offsets predicted from the
-  reference and target features) aligns each of t-2, t-1 to t (``dcn: false`` = a plain 3x3 conv,
-  "w/o DCN"), then a transformer block attends across the three frames at each pixel. Output M(t-2),
+  reference and target features, bounded to +-1 pixel per tap, see DCN_MAX_OFFSET) aligns each of t-2, t-1
+  to t (``dcn: false`` = a plain 3x3 conv, "w/o DCN"), then a transformer block attends across the three
+  frames at each pixel. Output M(t-2),
   M(t-1), M(t). ``motion_transformer: vanilla`` ("Baseline + TR") instead runs joint spatio-temporal
   self-attention over the tokens of all frames, deep enough to have at least MSAF's parameters.
 - state_alignment (Sec. 3.4): the stage transformer, Eq. (9): F3, F4, F5 of the target (each projected to
   D) and M(t) are four tokens per pixel (plus a learned stage embedding); a transformer block attends
   across them; concatenated, two convolutions give the pixel descriptors P (K channels), loss L_pd.
 - semantic_assignment (Sec. 3.5): two convolutions on M(t) give the soft mask M(t)' (K channels), loss
-  L_rd. Region descriptors: for each class j, the average of M(t)' over the image weighted by the class
-  probability map softmax(M(t)')_j, i.e. R = softmax(M')^T M' / N, one K-vector per class (the paper's
-  R in R^{Cls x 1 x 1}). Final logits: P against every L2-normalised region descriptor, Eq. (13) as a
-  matrix product, loss L_M. Total loss Eq. (15): L_pd + L_rd + L_M.
+  L_rd. Region descriptors: for each class j, the average of M(t)' over the image weighted by its logit map
+  M(t)'_j ("weighted with each logit (feature map before softmax)"), i.e. R = M'^T M' / N, one K-vector per
+  class (the paper's R in R^{Cls x 1 x 1}); ``region_weights: softmax`` weights by softmax(M')_j instead.
+  Final logits: P against every L2-normalised region descriptor, Eq. (13) as a matrix product, loss L_M.
+  Total loss Eq. (15): L_pd + L_rd + L_M.
 - Without semantic assignment the final logits are the remaining branch's (M(t)' or P), or their average
-  when both exist ("w/o Semantics"). Without state alignment the pixel descriptors come from the
+  when both exist ("w/o Semantics", trained with L_pd + L_rd; ``average_ce: true`` adds a CE on the
+  average, a loss the paper does not define). Without state alignment the pixel descriptors come from the
   concatenation of M(t) and the backbone's F5 ("w/o State", as the paper's ablation text says). Without
   motion alignment M(t) is the projected F5 of the target and the clip is the target frame only.
 - All three off: "Baseline" = backbone + plain segmentation head (FCN head on ResNet, the PSP
   classifier on PSPNet, i.e. PSPNet itself, the HRNetV2 head at 1/4 on HRNet).
+
+Other options: ``stem: v1b`` builds ResNet/PSPNet backbones with torchvision's 7x7 stem (so torchvision's
+ImageNet weights load whole; default ``v1c``, mmseg's deep stem). Hooks of the model contract: ``extract`` /
+``decode`` (streaming), ``lr_groups`` (the ImageNet part of the backbone / the DCN offset convs / the rest:
+PSPNet's pyramid pooling module trains with the head) and ``diagnostics`` (in-frame fraction and offset
+length of each DCN, and ``ref_attention``, the attention the target's token gives its references).
 
 Attention is ``F.scaled_dot_product_attention`` (memory-efficient: never an N x N matrix, which at F5 of a
 1024x2048 frame would be 32768^2). Every width/head/reduction the paper leaves open is in the tables

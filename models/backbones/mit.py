@@ -186,9 +186,9 @@ class MixVisionTransformer(nn.Module):
     def analytic_attention_flops(self, height: int, width: int) -> float:
         """SegFormer's analytic attention term for one H x W image, which mmcv's module hooks cannot see:
         per block 2 * (h w) * (h w / r^2) * dim multiply-adds (QK^T and AV), h, w = H // stride, W // stride,
-        the key count h w / r^2 not rounded. With the hooks this reproduces every rebuilt figure of
-        REFERENCE-FACTS (B0 13.93, B1 26.63, B2 43.65, B5 126.76 at 480x853); the real token grids
-        (``token_grids``) would give B1 26.63, B5 127.30 (docs/reproduction-notes.md)."""
+        the key count h w / r^2 not rounded. With the hooks this gives the SegFormer-line counts (B0 13.93,
+        B1 26.63 = SD-CPC Table 1's 26.6, B2 43.65, B5 126.76 at 480x853 with the 256-wide head); the real
+        token grids (``token_grids``) would give B1 26.63, B5 127.30 (docs/reproduction-notes.md)."""
         total = 0.0
         for stride, dim, depth, r in zip(STRIDES, self.setting.dims, self.setting.depths, SR_RATIOS):
             h, w = height // stride, width // stride
