@@ -141,11 +141,3 @@ class HRNet(nn.Module):
                 b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
             out.append(b)
         return torch.cat(out, dim=1)
-
-
-def hrnet_w18() -> HRNet:
-    return HRNet(18)
-
-
-def hrnet_w48() -> HRNet:
-    return HRNet(48)

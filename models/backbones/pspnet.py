@@ -52,15 +52,3 @@ class PSPNetBackbone(nn.Module):
     def forward(self, x):
         c2, c3, c4, c5 = self.resnet(x)
         return [c2, c3, c4, self.ppm(c5)]
-
-
-def pspnet18(stem: str = "v1c") -> PSPNetBackbone:
-    return PSPNetBackbone(18, stem)
-
-
-def pspnet50(stem: str = "v1c") -> PSPNetBackbone:
-    return PSPNetBackbone(50, stem)
-
-
-def pspnet101(stem: str = "v1c") -> PSPNetBackbone:
-    return PSPNetBackbone(101, stem)

@@ -137,15 +137,3 @@ class DilatedResNet(nn.Module):
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c2, c3, c4, c5]
-
-
-def resnet18(stem: str = "v1c") -> DilatedResNet:
-    return DilatedResNet(18, stem)
-
-
-def resnet50(stem: str = "v1c") -> DilatedResNet:
-    return DilatedResNet(50, stem)
-
-
-def resnet101(stem: str = "v1c") -> DilatedResNet:
-    return DilatedResNet(101, stem)
