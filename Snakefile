@@ -4,18 +4,30 @@
 #   snakemake --cores 8 tables --config experiment=smoke         CI-sized
 #   snakemake --cores 8 tables --config experiment=vspw root=/data/VSPW_480p
 #
-# The experiment (config/experiments/NAME.yaml) is turned into an explicit job list by workflow/plan.py
-# (validated by config/schemas/experiment.schema.yaml; a wrong name is one line before any job runs).
-# Every rule is a thin call of a CLI (docs/architecture.md); outputs go to results/<experiment>/.
+# The experiment (config/experiments/NAME.yaml; every key in config/README.md) is turned into an explicit
+# job list by workflow/plan.py, which also holds the one set of path templates (Layout) the rules below and
+# the report CLIs share. A wrong name is one line before any job runs. Every rule is a thin call of a CLI
+# (docs/pipeline.md); outputs go to results/<experiment>/.
 import os
 import sys
 
+from snakemake.utils import min_version
+
+min_version("9.0")
+
 sys.path.insert(0, workflow.basedir)  # the top-level folders are packages from the repo root
 
-from workflow.plan import FAMILY_BACKBONES, Plan, PlanError, cli_flags, gpu_count
+from common.families import BACKBONES
+from common.lock import hold_or_exit
+from videos.info import DATASET_NAMES
+from workflow.plan import COUNT, GROUP, RUN, Plan, PlanError, gpu_count
 
 
 configfile: "config/config.yaml"
+
+
+onstart:  # one run per results folder: another clone writing into it is refused in one line
+    hold_or_exit(PLAN.dir)
 
 
 try:
@@ -24,27 +36,27 @@ except PlanError as e:  # one line, before any job
     sys.stderr.write(f"error: {e}\n")
     sys.exit(1)
 
-R = str(PLAN.dir)
-EVAL = PLAN.cfg.get("evaluate", {})
-TRAIN = PLAN.cfg.get("train", {})
-FPS = PLAN.cfg.get("fps", {})
+L = PLAN.layout
+# Every command reads the experiment's variant registry through $VSS_VARIANTS (models.registry.registry_file).
+# Set here, local jobs inherit it; `envvars` hands it on to jobs of a distributed executor.
+os.environ["VSS_VARIANTS"] = PLAN.variants_path
+
+
+envvars:
+    "VSS_VARIANTS",
+
+
 GPUS = 1 if gpu_count() > 0 else 0  # the `gpu` resource a rule holds; the profile says how many exist
 # Scheduler slots per job: with --cores larger than the machine (8 on 2 CPUs) each job claims
 # cores // cpus slots so no more jobs run than there are CPUs; each process itself runs 1 thread.
-CPUS = os.cpu_count() or 1
-JOB_SLOTS = max(1, workflow.cores // CPUS) if GPUS == 0 else 1
-# The registry every job reads (--config variants_file=...): exported as $VSS_VARIANTS and passed as --registry
-# to the CLIs that declare that flag (found in their source, see workflow/plan.py).
-REGISTRY_ENV = f"VSS_VARIANTS={PLAN.variants_path}"
-THREAD_ENV = f"{REGISTRY_ENV} VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
-REGISTRY_FLAG = {m: (f"--registry {PLAN.variants_path}" if "--registry" in cli_flags(m) else "")
-                 for m in ("engine.train", "engine.infer", "engine.fps", "metrics.complexity")}
+JOB_SLOTS = max(1, workflow.cores // (os.cpu_count() or 1)) if GPUS == 0 else 1
+CONDA_ENV = "../envs/vss-bench.yaml"  # relative to workflow/rules/
 
 
 wildcard_constraints:
     variant="|".join(sorted(PLAN.variants, key=len, reverse=True)),
-    dataset="synthetic|vspw|cityscapes|camvid",
-    backbone="|".join(sorted({b for bbs in FAMILY_BACKBONES.values() for b in bbs}, key=len, reverse=True)),
+    dataset="|".join(DATASET_NAMES),
+    backbone="|".join(sorted(BACKBONES, key=len, reverse=True)),
     seed=r"\d+",
     height=r"\d+",
     width=r"\d+",
@@ -58,7 +70,11 @@ include: "workflow/rules/fps.smk"
 include: "workflow/rules/report.smk"
 
 
-localrules: all, tables, complexity, plan
+localrules:
+    all,
+    tables,
+    complexity,
+    plan,
 
 
 rule all:

@@ -5,7 +5,7 @@
     engine.checkpoint  atomic checkpoint.pt (resume) and model.pt (what inference needs)
     engine.train       python -m engine.train ...   (resumable, deterministic on CPU, DDP under torchrun)
     engine.infer       python -m engine.infer ...   (PRED/<video>/<frame>.png, one atomic folder)
-    engine.fps         python -m engine.fps ...     (PROTOCOL.md FPS)
+    engine.fps         python -m engine.fps ...     (docs/protocol.md FPS)
 
 Threads: every CLI takes --threads N; without it $VSS_THREADS, else the cores the process may run on.
 """

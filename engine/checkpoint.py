@@ -9,10 +9,15 @@ model.pt holds the weights plus how to rebuild the model (variant, backbone, num
 the dataset it was trained on, the resolved training config and provenance.
 
 Both are written to a temporary file beside the destination and renamed into place (common.io), so a run
-killed at any moment leaves the previous complete file.
+killed at any moment leaves the previous complete file; a full disk is an OutputError naming the file.
+
+Loading never runs code from the file: torch.load(weights_only=True), with the only non-tensor types these
+files hold allow-listed (numpy's RNG state array). A file that needs anything else to unpickle - a crafted
+model.pt, or a foreign pickle - is refused in one line before any of it is executed.
 """
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ import torch
 
 from common.cli import InputError
 from common.io import atomic_path
+from common.weights import load_weights_only
 
 CHECKPOINT_FORMAT = "vss-bench-checkpoint/1"
 MODEL_FORMAT = "vss-bench-model/1"
@@ -55,20 +61,47 @@ def set_rng_states(states: dict[str, Any]) -> None:
             torch.cuda.set_rng_state_all(cuda)
 
 
+class _RecordingWriter(io.RawIOBase):
+    """A file torch.save writes through, keeping the OSError of a failed write: torch itself turns ENOSPC
+    into an opaque RuntimeError, and the user must read that the disk is full."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        try:
+            return self.f.write(b)
+        except OSError as e:
+            self.error = e
+            raise
+
+
 def save_atomic(obj: Any, path: str | Path) -> None:
     with atomic_path(path, suffix=".tmp") as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            writer = _RecordingWriter(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
+
+
+def _safe_types() -> list:
+    """The non-tensor types checkpoint.pt stores: numpy's RNG state (np.random.get_state()) is an ndarray."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:   # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def _load(path: str | Path, what: str) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: {what} not found")
-    try:
-        # weights_only=False: the file holds numpy RNG state and config dicts; we only load our own files
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torn or foreign file: name it
-        raise InputError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+    obj = load_weights_only(path, what, _safe_types())
     if not isinstance(obj, dict) or "format" not in obj:
         raise InputError(f"{path}: not a vss-bench {what}")
     return obj

@@ -1,7 +1,7 @@
 """Training hyperparameters: one table of defaults, then per-dataset rows, a YAML file and CLI flags on top.
 
 Resolution order (later wins):
-    TrainConfig defaults  ->  DATASET_DEFAULTS[dataset]  ->  --config FILE (YAML mapping)  ->  CLI flags
+    TrainConfig defaults  ->  the dataset's row (videos/info.py, ``train``)  ->  --config FILE (YAML)  ->  CLI flags
 
 The defaults follow the papers where they speak: AdamW (both), "poly" schedule (both), linear warm-up over
 1,500 iterations (MSAF), base LR 6e-5 (MSAF; SegFormer's own recipe too; SD-CPC's paper prints 2e-5, which
@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from common.cli import InputError
+from common.inputs import load_yaml, parse_yaml_value
 from common.provenance import config_hash
 
 # Environment variable a pipeline job sets to cap torch threads (the CLI flag --threads wins over it).
@@ -78,16 +79,6 @@ class TrainConfig:
 RUNTIME_FIELDS = frozenset({"checkpoint_every", "log_every", "threads", "num_workers", "device",
                             "sync_bn", "ddp_find_unused", "progress"})
 
-# Per-dataset rows: crops as the papers train (SD-CPC: VSPW 480x480, Cityscapes 512x1024; MSAF: CamVid
-# 640x640, Cityscapes 769x769 - the suite uses SD-CPC's Cityscapes crop for both families). The synthetic
-# row is the laptop default: crops at the frames' native size (64x64 by default), a short schedule with a
-# short warm-up, and a larger LR so that a few hundred iterations learn something.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "synthetic": {"iters": 200, "warmup_iters": 20, "lr": 6e-4, "checkpoint_every": 50, "log_every": 20},
-    "vspw": {"crop": (480, 480)},
-    "cityscapes": {"crop": (512, 1024)},
-    "camvid": {"crop": (640, 640)},
-}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -103,6 +94,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError("may not be null")
             return None
         if kind.startswith("tuple"):
+            if isinstance(value, (str, bytes, dict)):
+                raise ValueError(f"needs two numbers, got {value!r}")
             value = tuple(value)
             if len(value) != 2:
                 raise ValueError("needs two numbers")
@@ -153,9 +146,32 @@ def _check(cfg: TrainConfig, source: str) -> TrainConfig:
         problems.append("amp_dtype must be bfloat16 or float16")
     if cfg.progress not in ("auto", "bar", "lines", "none"):
         problems.append("progress must be auto, bar, lines or none")
+    problems += _check_ranges(cfg)
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems))
     return cfg
+
+
+def _check_ranges(cfg: TrainConfig) -> list[str]:
+    """Values that pass their type but would fail (or silently misbehave) deep inside a run."""
+    out = []
+    if cfg.crop is not None and min(cfg.crop) < 1:
+        out.append(f"crop must be two positive sizes (H, W), got {list(cfg.crop)}")
+    if not all(0 <= b < 1 for b in cfg.betas):
+        out.append(f"betas must be in [0, 1), got {list(cfg.betas)}")
+    for name in ("eps", "head_lr_mult", "poly_power"):
+        if not getattr(cfg, name) > 0:
+            out.append(f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in ("weight_decay", "min_lr"):
+        if not getattr(cfg, name) >= 0:
+            out.append(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.warmup_ratio <= 1:
+        out.append(f"warmup_ratio must be in [0, 1], got {cfg.warmup_ratio}")
+    if cfg.grad_clip is not None and not cfg.grad_clip > 0:
+        out.append(f"grad_clip must be > 0 or null, got {cfg.grad_clip}")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        out.append(f"num_workers must be >= 0, got {cfg.num_workers}")
+    return out
 
 
 def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
@@ -170,7 +186,7 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any], source: str) ->
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path, "config file")   # duplicate keys, non-UTF-8: one line
     except FileNotFoundError:
         raise InputError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
@@ -188,9 +204,11 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 def resolve_config(dataset: str | None = None, config_file: str | os.PathLike | None = None,
                    cli: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults -> dataset row -> YAML file -> CLI values (None entries in ``cli`` mean 'not given')."""
+    from videos.info import DATASETS
+
     cfg = TrainConfig()
-    if dataset in DATASET_DEFAULTS:
-        cfg = apply_overrides(cfg, DATASET_DEFAULTS[dataset], f"engine.config DATASET_DEFAULTS[{dataset}]")
+    if dataset in DATASETS:   # the dataset's training defaults (crops, the synthetic set's short schedule)
+        cfg = apply_overrides(cfg, DATASETS[dataset].train, f"videos/info.py DATASETS[{dataset}].train")
     if config_file is not None:
         cfg = apply_overrides(cfg, read_config_file(config_file), str(config_file))
     if cli:
@@ -225,7 +243,7 @@ def add_cli_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         if name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=yaml.safe_load,
+        group.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=parse_yaml_value,
                            metavar="V", help=f"default {default!r}")
 
 

@@ -9,7 +9,10 @@ lr, clips/s, data-loading time, and the model's ``diagnostics()``, e.g. the in-f
 deformable sampler, which the log lines print too, with a warning once one falls below 0.5). Every
 hyperparameter is a field of engine.config.TrainConfig and can be set in the YAML file or as --field-name.
 
-Resume: rerunning the same command continues from DIR/checkpoint.pt. Each iteration's samples (which clip,
+Resume: rerunning the same command continues from DIR/checkpoint.pt. A checkpoint written under other
+settings (the training config's identity fields, the variant/backbone/dataset, the ``--data-stamp`` of
+videos.check) is refused, or with ``--on-mismatch restart`` (what the pipeline passes) dropped and the run
+started over. Each iteration's samples (which clip,
 which augmentation) and the model's own randomness (dropout, drop-path) are seeded from (seed, iteration,
 rank), never from a running random stream, so a resumed run sees exactly the batches an uninterrupted run
 would: on CPU its final weights are bit-identical.
@@ -18,7 +21,8 @@ Threads: --threads N (or $VSS_THREADS) caps torch threads so parallel pipeline j
 the machine; default: the cores this process may run on.
 
 A loss that is NaN or infinite stops the run (exit 1) naming the iteration; checkpoint.pt keeps the last
-good state.
+good state. So does a write that fails (full disk, read-only folder): one line naming the file, the cause
+and the iteration checkpoint.pt still holds. Temporaries a killed run left in DIR are removed at the start.
 """
 from __future__ import annotations
 
@@ -42,17 +46,17 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.cli import InputError, run_cli
 from common.device import pick_device
-from common.io import write_text
+from common.io import OutputError, check_output_dir, remove_stale_temporaries, write_text
 from common.provenance import provenance
 from engine import checkpoint as ckpt_io
 from engine.config import (TrainConfig, add_cli_flags, apply_threads, cli_values, identity, identity_hash,
                            resolve_config, to_dict)
 from engine.schedule import make_scheduler, param_groups
+from videos.info import DATASET_NAMES
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 LOG = "train_log.csv"
-DATASETS = ("synthetic", "vspw", "cityscapes", "camvid")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -288,14 +292,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, variant: str, backbone: s
           root: str | os.PathLike | None, registry: str | os.PathLike | None = None,
           model_factory: Callable[[int], torch.nn.Module] | None = None,
           data_factory: Callable[[], tuple[Dataset, int]] | None = None,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, data_stamp: str | None = None,
+          on_mismatch: str = "refuse") -> dict[str, Any]:
     """Run (or resume) one training run into ``out``. Returns a summary dict.
 
     ``registry``: the variant registry file (default config/variants.yaml). ``model_factory(num_classes)``
     and ``data_factory() -> (clip dataset, num_classes)`` replace the registry model and the on-disk
     dataset (tests use a tiny model). ``stop_after`` raises
-    TrainingInterrupted once that many iterations are complete (a simulated kill)."""
-    out = Path(out)
+    TrainingInterrupted once that many iterations are complete (a simulated kill). ``data_stamp``: what
+    identifies the data (joins the checkpoint's identity); ``on_mismatch``: "refuse" or "restart" a
+    checkpoint written under other settings."""
+    out = check_output_dir(out, "run folder")   # before any data or model is read
+    remove_stale_temporaries(out)
     if cfg.deterministic:   # deterministic cuBLAS needs this before the first CUDA context exists
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     dist = Dist(cfg)
@@ -310,7 +318,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, variant: str, backbone: s
     try:
         return _train(cfg, out, dist, device, threads, variant=variant, backbone=backbone, dataset=dataset,
                       root=root, registry=registry, model_factory=model_factory, data_factory=data_factory,
-                      stop_after=stop_after)
+                      stop_after=stop_after, data_stamp=data_stamp, on_mismatch=on_mismatch)
     finally:
         torch.use_deterministic_algorithms(was_deterministic[0], warn_only=was_deterministic[1])
         torch.set_num_threads(threads_before)
@@ -318,7 +326,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, variant: str, backbone: s
 
 
 def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root, registry, model_factory,
-           data_factory, stop_after):
+           data_factory, stop_after, data_stamp, on_mismatch):
     from models.registry import build_model, get_variant
 
     spec = None
@@ -364,15 +372,15 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
 
     run_meta = {"variant": variant, "backbone": backbone, "dataset": dataset, "num_classes": num_classes}
+    if data_stamp is not None:
+        run_meta["data"] = data_stamp
     ident = identity(cfg)
     ckpt_path, log_rows, start = out / CHECKPOINT, [], 0
-    if ckpt_path.exists():
-        state = ckpt_io.load_checkpoint(ckpt_path)
-        differ = sorted(k for k in set(ident) | set(state["config"]) if ident.get(k) != state["config"].get(k))
-        differ += sorted(k for k in run_meta if state.get("run", {}).get(k) != run_meta[k])
-        if differ:
-            raise InputError(f"{ckpt_path}: written by a run with other settings ({', '.join(differ)}); "
-                             "use another --out or delete the checkpoint to start over")
+    state = ckpt_io.load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if state is not None and _stale(state, ckpt_path, ident, run_meta, on_mismatch, dist.main):
+        ckpt_path.unlink(missing_ok=True)   # every rank decides alike; the first one removes it
+        state = None
+    if state is not None:
         start = ckpt_io.restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler,
                                            scaler=scaler)
         log_rows = list(state["log_rows"])
@@ -389,14 +397,25 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
 
     last_saved = start if ckpt_path.exists() else None
 
+    def kept() -> str:
+        return (f"{ckpt_path} keeps iteration {last_saved}" if last_saved is not None
+                else "no checkpoint was written yet")
+
     def save(iteration: int) -> None:
         nonlocal last_saved
-        last_saved = iteration
         if dist.main:
-            ckpt_io.save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                                    scaler=scaler, iteration=iteration, config=ident, log_rows=log_rows,
-                                    extra={"run": run_meta})
-            write_log(out / LOG, log_rows)
+            try:
+                ckpt_io.save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                        scaler=scaler, iteration=iteration, config=ident, log_rows=log_rows,
+                                        extra={"run": run_meta})
+            except OutputError as e:
+                raise OutputError(f"{e}; stopped at iteration {iteration}, {kept()}", e.cause) from None
+            last_saved = iteration
+            try:
+                write_log(out / LOG, log_rows)
+            except OutputError as e:
+                raise OutputError(f"{e}; stopped at iteration {iteration}, {kept()}", e.cause) from None
+        last_saved = iteration
         dist.barrier()
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -422,9 +441,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             values = values.tolist()
             if not all(math.isfinite(v) for v in values):
                 bad = ", ".join(f"{k}={v}" for k, v in zip(names, values) if not math.isfinite(v))
-                kept = (f"{ckpt_path} keeps iteration {last_saved}" if last_saved is not None
-                        else "no checkpoint was written yet")
-                raise NonFiniteLoss(f"loss is not finite at iteration {it + 1} ({bad}); stopped, {kept}")
+                raise NonFiniteLoss(f"loss is not finite at iteration {it + 1} ({bad}); stopped, {kept()}")
             optimizer.zero_grad(set_to_none=True)
             total = losses["total"]
             if scaler is not None:
@@ -467,11 +484,14 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     prov.update({"train_config_hash": identity_hash(cfg), "world_size": dist.world, "threads": threads,
                  "backbone_init": pretrained_report["summary"] if pretrained_report else "random init"})
     if dist.main:
-        ckpt_io.save_model(out / MODEL, model=model, variant=variant, backbone=backbone, num_classes=num_classes,
-                           dataset=dataset, model_options=cfg.model_options, config=to_dict(cfg),
-                           provenance=prov, iterations=cfg.iters,
-                           variant_spec=dataclasses.asdict(spec) if spec is not None else None)
-        write_log(out / LOG, log_rows)
+        try:
+            ckpt_io.save_model(out / MODEL, model=model, variant=variant, backbone=backbone,
+                               num_classes=num_classes, dataset=dataset, model_options=cfg.model_options,
+                               config=to_dict(cfg), provenance=prov, iterations=cfg.iters,
+                               variant_spec=dataclasses.asdict(spec) if spec is not None else None)
+            write_log(out / LOG, log_rows)
+        except OutputError as e:   # rerunning the command after freeing space only writes these files
+            raise OutputError(f"{e}; training finished, {kept()}", e.cause) from None
     dist.barrier()
     new_rows = log_rows[-(cfg.iters - start):] if cfg.iters > start else []
     data_time = sum(r["data_time_s"] for r in new_rows)
@@ -481,18 +501,37 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             "device": str(device), "model": model}
 
 
+def _stale(state: dict, path: Path, ident: dict, run_meta: dict, on_mismatch: str, main: bool) -> bool:
+    """True when the checkpoint was written under other settings and is to be dropped ("restart");
+    refused with one line naming what differs ("refuse")."""
+    differ = sorted(k for k in set(ident) | set(state["config"]) if ident.get(k) != state["config"].get(k))
+    differ += sorted(k for k in run_meta if state.get("run", {}).get(k) != run_meta[k])
+    if not differ:
+        return False
+    if on_mismatch != "restart":
+        raise InputError(f"{path}: written by a run with other settings ({', '.join(differ)}); "
+                         "use another --out or delete the checkpoint to start over")
+    if main:
+        print(f"{path}: written by a run with other settings ({', '.join(differ)}); starting over", file=sys.stderr)
+    return True
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", required=True, help="registry name (config/variants.yaml)")
     p.add_argument("--backbone", required=True)
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--root", required=True, help="dataset root")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, model.pt, train_log.csv)")
     p.add_argument("--config", default=None, help="YAML file of TrainConfig fields (engine/config.py)")
     p.add_argument("--registry", default=None, help="variant registry file (default: $VSS_VARIANTS, else "
                    "config/variants.yaml)")
+    p.add_argument("--data-stamp", default=None, help="file identifying the data (videos.check --stamp); a "
+                   "checkpoint of a run on other data is not resumed")
+    p.add_argument("--on-mismatch", choices=("refuse", "restart"), default="refuse",
+                   help="a checkpoint written under other settings: refuse (exit 1) or start over")
     add_cli_flags(p)
     return p
 
@@ -500,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = resolve_config(args.dataset, args.config, cli_values(args))
-    from models.registry import RegistryError, family_backbones, get_variant
+    from common.options import variant_problems
+    from models.registry import RegistryError, family_backbones, get_variant, registry_file
 
     registry = args.registry  # None: models.registry.registry_file resolves $VSS_VARIANTS / the default
     try:
@@ -510,9 +550,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.backbone not in family_backbones(v.family):
         raise InputError(f"--backbone {args.backbone}: variant {v.name} (family {v.family}) takes "
                          f"{', '.join(family_backbones(v.family))}")
+    problems = variant_problems(v, cfg.model_options, str(registry_file(registry)))   # before any data is read
+    if problems:
+        raise InputError(problems[0])
     try:
         summary = train(cfg, args.out, variant=args.variant, backbone=args.backbone, dataset=args.dataset,
-                        root=args.root, registry=registry)
+                        root=args.root, registry=registry, data_stamp=_read_stamp(args.data_stamp),
+                        on_mismatch=args.on_mismatch)
     except NonFiniteLoss as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -523,6 +567,15 @@ def main(argv: list[str] | None = None) -> int:
               + (f", {rate:.2f} clips/s, data loading {summary['data_share']:.1%}" if rate else "")
               + f" -> {Path(args.out) / MODEL}", file=sys.stderr)
     return 0
+
+
+def _read_stamp(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the data stamp ({e.strerror})") from None
 
 
 if __name__ == "__main__":

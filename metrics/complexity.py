@@ -59,10 +59,10 @@ from common.io import write_json
 from common.provenance import provenance
 from models.registry import RegistryError, build_model, get_variant
 from models.outputs import supports_streaming
-from videos.info import DATASETS, dataset_info
+from videos.info import DATASET_NAMES, dataset_info
 
 # (dataset, family) -> (H, W) when it differs from videos.info's test size. Cityscapes: SD-CPC's own
-# figures are at 512x1024 (issue 4); MSAF's inputs are the full 1024x2048 frames (issue 5).
+# figures fit 512x1024; MSAF's inputs are the full 1024x2048 frames (docs/reproduction-notes.md).
 DEFAULT_RESOLUTION: dict[tuple[str, str], tuple[int, int]] = {
     ("cityscapes", "segformer"): (512, 1024),
     ("cityscapes", "sdcpc"): (512, 1024),
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m metrics.complexity", description=__doc__.splitlines()[0])
     p.add_argument("--variant", required=True)
     p.add_argument("--backbone", required=True)
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--height", type=int)
     p.add_argument("--width", type=int)
     p.add_argument("--num-classes", type=int, help="default: the dataset's (videos/info.py)")

@@ -116,16 +116,7 @@ class LearnedFlow(_ImagePairFlow):
         factory = _import_callable(model)
         self.module = factory()
         if checkpoint is not None:
-            path = Path(checkpoint)
-            if not path.is_file():
-                raise InputError(f"{path}: flow checkpoint not found")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            for key in ("state_dict", "model"):
-                if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-                    state = state[key]
-            # checkpoints saved from DataParallel prefix every key with "module."
-            state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-            self.module.load_state_dict(state)
+            self.module.load_state_dict(_flow_state(Path(checkpoint), self.module))
         self.module.to(self.device).eval()
         self.name = f"learned:{model}@{Path(checkpoint).name if checkpoint else 'no-checkpoint'}"
 
@@ -142,6 +133,28 @@ class LearnedFlow(_ImagePairFlow):
             raise ValueError(f"flow model returned {tuple(out.shape)}, expected (1, 2, {first.shape[2]}, "
                              f"{first.shape[3]})")
         return out[0].detach().permute(1, 2, 0).float().cpu().numpy()
+
+
+def _flow_state(path: Path, module) -> dict:
+    """A flow network's state dict from a local file, loaded weights-only (a crafted file runs nothing);
+    a wrapper key (state_dict / model) and DataParallel's "module." prefix are stripped."""
+    from common.weights import load_weights_only
+
+    state = load_weights_only(path, "flow checkpoint")
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: flow checkpoint holds a {type(state).__name__}, not a state dict")
+    state = {k[7:] if isinstance(k, str) and k.startswith("module.") else k: v for k, v in state.items()}
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if getattr(state[k], "shape", None) != own[k].shape)
+    if missing or unexpected or wrong:
+        raise InputError(f"{path}: flow checkpoint does not fit the model (missing {len(missing)}: {missing[:3]}, "
+                         f"unexpected {len(unexpected)}: {unexpected[:3]}, wrong shape {len(wrong)}: {wrong[:3]})")
+    return state
 
 
 def _import_callable(spec: str) -> Callable:

@@ -1,6 +1,6 @@
 """Streaming confusion matrix over a whole split: mIoU, mmseg's mIoU, WIoU (frequency weighted) and per-class IoU.
 
-Definitions (../shared/PROTOCOL.md, "mIoU and WIoU"): one matrix, rows = ground truth, columns = prediction,
+Definitions (docs/protocol.md, "mIoU and WIoU"): one matrix, rows = ground truth, columns = prediction,
 accumulated over every evaluated frame of the split; ignore pixels (255) are dropped.
   IoU_c      = CM[c,c] / (row_c + col_c - CM[c,c])
   miou       = mean IoU_c over classes present in the ground truth (row_c > 0)      (VSPW/CFFM evaluator)
@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 IGNORE_INDEX = 255
-_LEVELS = 256  # labels are compared as uint8 values; anything else is range-checked first
+_LEVELS = 256
+
+# Which classes the mean runs over, by the benchmark that uses each rule (videos.info names one per dataset):
+# convention -> (SegmentationScores field, definition as written into metrics.json and table captions)
+MIOU_CONVENTIONS = {
+    "present": ("miou", "mean IoU over the classes present in the ground truth (VSPW/CFFM evaluator)"),
+    "union": ("miou_mmseg", "mean IoU over the classes with a non-empty union, a class only predicted counting 0 "
+                            "(cityscapesscripts, mmsegmentation)"),
+}  # labels are compared as uint8 values; anything else is range-checked first
 
 
 class LabelRangeError(ValueError):

@@ -1,14 +1,14 @@
 """Temporal consistency (TC): how well the prediction of frame t+1, carried back along the flow, agrees with
 the prediction of frame t.
 
-Definition (../shared/PROTOCOL.md, "TC"): for consecutive frames (t, t+1) with forward flow t -> t+1,
+Definition (docs/protocol.md, "TC"): for consecutive frames (t, t+1) with forward flow t -> t+1,
 backward-warp the prediction of t+1 into frame t with nearest sampling,
     warped[y, x] = pred[t+1][round(y + dy[y, x]), round(x + dx[y, x])],
 ignore pixels whose sample falls outside the frame or whose flow is marked invalid, and accumulate one
 confusion matrix over all pairs with pred[t] in the role of ground truth; TC = mIoU of that matrix
 (metrics.segmentation: classes present in pred[t]; the mmseg-style mean is kept too).
 
-Deliberate differences from the reference TC script (REFERENCE-FACTS, "Official evaluation code behaviour"):
+Deliberate differences from the reference TC script (docs/protocol.md lists each):
 sampling happens at the exact pixel position x + dx (the script normalises as if align_corners were True but
 passes False, a sub-pixel scale error), and out-of-frame samples are ignored instead of read as class 0.
 Rounding is half-to-even (np.rint), the same rule as grid_sample's nearest mode; a sample is "in the frame"
@@ -47,6 +47,17 @@ def warp_nearest(labels_next, flow, valid=None) -> tuple[np.ndarray, np.ndarray]
     warped = labels_next[iy, ix]
     warped[~inside] = 0
     return warped, inside
+
+
+def reads_unlabelled_frames(ds) -> bool:
+    """Which frames TC reads (docs/protocol.md, "TC: which pairs"): on a sparsely labelled set (Cityscapes,
+    CamVid, a sparse synthetic tree) every frame of each snippet, unlabelled ones included (ETC's eval_tc.py);
+    on a densely labelled one its labelled frames, which are every frame (VSPW's TC_cal.py; a frame whose
+    mask is missing only drops the two pairs around it). The reader says whether its tree is dense."""
+    from videos.info import DATASETS
+
+    dense = getattr(ds, "dense", None)
+    return not (DATASETS[ds.name].annotated == "dense" if dense is None else dense)
 
 
 class TemporalConsistency:

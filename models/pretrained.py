@@ -37,8 +37,9 @@ prefixes ``module.`` / ``backbone.`` are removed; classifiers and segmentation h
 Strict: every tensor of the backbone must come from the file with its shape, and every non-ignored tensor of
 the file must have a place (BatchNorm's ``num_batches_tracked`` counters excepted, which old files lack).
 Otherwise one line names the file, the layout and the first missing / unexpected / mis-shaped keys. With
-``partial=True`` what fits is loaded and the report lists the rest. Files are read with
-``torch.load(weights_only=True)``: nothing in them is executed.
+``partial=True`` what fits is loaded and the report lists the rest. Torch files are read with
+``torch.load(weights_only=True)`` (common.weights), ``.safetensors`` files as the data they are: nothing in
+either is executed.
 """
 from __future__ import annotations
 
@@ -87,19 +88,18 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file (torch file or .safetensors), wrappers removed. InputError (one line)
-    for anything unreadable."""
+    """The tensors of a checkpoint file (a torch file, read by common.weights.load_weights_only, or a
+    .safetensors file), wrappers removed. InputError (one line) for anything unreadable."""
+    from common.weights import load_weights_only
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: pretrained weights not found (give a local file; nothing is downloaded)")
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" and path.is_file():
+        try:
             obj = read_safetensors(path)
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:   # pickle with code in it, truncated file, not a torch file at all
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path}: not a loadable weights file ({type(e).__name__}: {first})") from None
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:   # torn header, unknown dtype, short data
+            raise InputError(f"{path}: cannot read pretrained weights ({type(e).__name__}: {e})") from None
+    else:
+        obj = load_weights_only(path, "pretrained weights")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

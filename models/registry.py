@@ -18,9 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.cli import InputError
+from common.inputs import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VARIANTS_PATH = REPO_ROOT / "config" / "variants.yaml"
@@ -61,13 +60,7 @@ class Variant:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f)
-    except FileNotFoundError:
-        raise RegistryError(f"{path}: variant registry not found") from None
-    except yaml.YAMLError as e:
-        raise RegistryError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return load_yaml(path, "variant registry", RegistryError)   # duplicate keys, non-UTF-8: one line
 
 
 def _validate_schema(raw: Any, path: Path) -> None:

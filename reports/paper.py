@@ -9,6 +9,8 @@ Columns: paper, table, row, backbone, variant, dataset, column, value, tolerance
   variant     the registry entry that reproduces the row; empty = reported only (a method this suite does not run)
   tolerance   absolute in the column's unit ("1.0"), or relative ("5%"); empty = never compared
   resolution  HxW of the network input the row was measured at
+  note        free text; "[timed by <paper> on its own GPU]" marks an FPS the paper copied from another paper's
+              table, which makes an FPS ratio against the paper's own timings not comparable
 """
 from __future__ import annotations
 
@@ -20,11 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from common.cli import InputError
+from metrics.info import METRICS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPORTED_PATH = REPO_ROOT / "config" / "paper" / "reported.csv"
-COLUMNS = ["paper", "table", "row", "backbone", "variant", "dataset", "column", "value", "tolerance",
-           "resolution", "note"]
+CSV_HEADER = ["paper", "table", "row", "backbone", "variant", "dataset", "column", "value", "tolerance",
+              "resolution", "note"]
 
 
 @dataclass(frozen=True)
@@ -52,23 +55,64 @@ TABLES: dict[str, TableInfo] = {
                          "msaf_baseline", "ablation", reference="msaf"),
 }
 PAPERS = {"sdcpc": "SD-CPC (AAAI)", "msaf": "MSAF (CVPR 2023)"}
-DATASET_LABEL = {"synthetic": "synthetic", "vspw": "VSPW", "cityscapes": "Cityscapes", "camvid": "CamVid"}
 
-# How each printed column is measured here: (source, key, higher_is_better).
-#   source "metrics": percent from metrics.json (fractions x 100); "complexity"; "fps"; "options" (the variant's
-#   own switches, the MSAF Table 3 check marks); "derived": computed in this module; "descriptive": never compared
-MEASURE: dict[str, tuple[str, str, bool | None]] = {
-    "mIoU": ("metrics", "miou", True), "mIoU-V": ("metrics", "miou", True), "mIoU-T": ("metrics", "miou", True),
-    "WIoU": ("metrics", "wiou", True), "mVC8": ("metrics", "mvc8", True), "mVC16": ("metrics", "mvc16", True),
-    "TC": ("metrics", "tc", True),
-    "GFLOPs": ("complexity", "gflops", False), "Params": ("complexity", "params", False),
-    "FPS": ("fps", "fps", True), "FPS ratio": ("derived", "fps_ratio", True),
-    "mIoU_gain": ("derived", "miou", True), "mVC8_gain": ("derived", "mvc8", True),
-    "mVC16_gain": ("derived", "mvc16", True),
-    "MonA": ("options", "MonA", None), "StaA": ("options", "StaA", None), "SemA": ("options", "SemA", None),
-    "Year": ("descriptive", "", None),
+@dataclass(frozen=True)
+class Column:
+    """One printed column of the papers' tables, and how ours is measured for it.
+
+    ``source``: "metrics" (a metric of metrics/info.py, percent), "complexity" (``key`` params | gflops),
+    "fps", "fps_ratio" (the row's FPS over the table's baseline row, same machine), "gain" (the metric of the
+    row's variant minus that of the table's reference variant: the P sweep), "options" (a tick box read from the
+    variant's registry options: ``OPTION_MARKS``), "descriptive" (printed, never measured: Year)."""
+    name: str
+    source: str
+    key: str = ""
+    higher_is_better: bool | None = None
+    decimals: int = 1                   # printed decimals where the paper's cells give none
+    never_compared: str = ""            # why ours is shown but never scored against the paper
+    paper_only: bool = False            # printed as one column (the paper's mark), not Paper | Ours | Delta
+
+    @property
+    def measured(self) -> bool:
+        return self.source != "descriptive"
+
+
+def _columns() -> dict[str, Column]:
+    cols = [Column(m.name, "metrics", m.key, m.higher_is_better, m.decimals) for m in METRICS.values()]
+    cols += [Column(f"{m.name}_gain", "gain", m.key, m.higher_is_better, m.decimals) for m in METRICS.values()]
+    miou = METRICS["mIoU"]
+    cols += [  # MSAF Table 2 prints CamVid val and test mIoU apart
+        Column("mIoU-V", "metrics", miou.key, True, miou.decimals),
+        Column("mIoU-T", "metrics", miou.key, True, miou.decimals,
+               never_compared="paper: test split (evaluation server); ours: val split"),
+        Column("GFLOPs", "complexity", "gflops", False, 1),
+        Column("Params", "complexity", "params", False, 1),
+        Column("FPS", "fps", "fps", True, 2),
+        Column("FPS ratio", "fps_ratio", "fps", True, 2),
+        *(Column(mark, "options", mark, None, 0, paper_only=True) for mark in ("MonA", "StaA", "SemA")),
+        Column("Year", "descriptive", "", None, 0, paper_only=True),
+    ]
+    return {c.name: c for c in cols}
+
+
+COLUMNS: dict[str, Column] = _columns()
+
+# MSAF Table 3's tick boxes, read from a variant's options: motion alignment with MSAF's decoupled
+# transformer (a vanilla one is "Baseline + TR"), state alignment, semantic assignment
+OPTION_MARKS = {
+    "MonA": lambda o: bool(o.get("motion_alignment")) and o.get("motion_transformer", "decoupled") == "decoupled",
+    "StaA": lambda o: bool(o.get("state_alignment")),
+    "SemA": lambda o: bool(o.get("semantic_assignment")),
 }
 FPS_RATIO_TOLERANCE = "15%"
+# A printed FPS the paper took from another paper's table (timed on that paper's GPU) carries this tag in its
+# note; a ratio with such a cell on one side and the paper's own timing on the other is not like-for-like.
+TIMED_ELSEWHERE = re.compile(r"\[timed by (?P<source>[^\]]+?) on its own GPU\]")
+
+
+def _timed_elsewhere(note: str) -> str | None:
+    m = TIMED_ELSEWHERE.search(note or "")
+    return m["source"] if m else None
 
 
 def _err(path, line, msg) -> InputError:
@@ -82,16 +126,16 @@ def load_reported(path: str | Path | None = None, variants: dict | None = None) 
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    if list(df.columns) != COLUMNS:
-        raise InputError(f"{path}: header must be {','.join(COLUMNS)}; got {','.join(df.columns)}")
+    if list(df.columns) != CSV_HEADER:
+        raise InputError(f"{path}: header must be {','.join(CSV_HEADER)}; got {','.join(df.columns)}")
     values = []
     for i, r in enumerate(df.itertuples(index=False), start=2):  # line 1 is the header
         if r.paper not in PAPERS:
             raise _err(path, i, f"paper '{r.paper}' unknown (known: {', '.join(PAPERS)})")
         if r.table not in TABLES or TABLES[r.table].paper != r.paper:
             raise _err(path, i, f"table '{r.table}' is not a table of paper '{r.paper}'")
-        if r.column not in MEASURE:
-            raise _err(path, i, f"column '{r.column}' unknown (known: {', '.join(MEASURE)})")
+        if r.column not in COLUMNS:
+            raise _err(path, i, f"column '{r.column}' unknown (known: {', '.join(COLUMNS)})")
         if not re.fullmatch(r"\d+x\d+", r.resolution):
             raise _err(path, i, f"resolution '{r.resolution}' is not HxW")
         if r.tolerance and not re.fullmatch(r"\d+(\.\d+)?%?", r.tolerance):
@@ -109,6 +153,7 @@ def load_reported(path: str | Path | None = None, variants: dict | None = None) 
     df["decimals"] = [len(t.split(".")[1]) if "." in t else 0 for t in df["value"]]
     df["value"] = values
     df["derived"] = False
+    df["not_comparable"] = ""      # a reason, for derived cells that mix two papers' devices
     key = ["table", "row", "backbone", "resolution", "column"]
     dup = df[df.duplicated(key, keep=False)]
     if len(dup):
@@ -131,7 +176,7 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     for (rname, bb, res), rows in df[df.table == "sdcpc_p"].groupby(["row", "backbone", "resolution"], sort=False):
         base = rows.iloc[0]
         gains = dict(zip(rows.column, rows.value))
-        for col in ("mIoU", "mVC8", "mVC16"):
+        for col in (c.removesuffix("_gain") for c in table_columns(df, "sdcpc_p") if c.endswith("_gain")):
             if col not in ref:
                 continue
             gain = gains.get(f"{col}_gain", 0.0 if base.variant == "sdcpc" else None)
@@ -151,8 +196,13 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
             if len(base) != 1:
                 continue
             b = base.iloc[0]
+            elsewhere = {row.row: _timed_elsewhere(row.note) for row in (r, b)}
+            mixed = len(set(elsewhere.values())) > 1     # one side timed by another paper, on another GPU
+            why = "; ".join(f"{name} FPS timed by {src} on its own GPU" for name, src in elsewhere.items() if src)
             extra.append({**r.to_dict(), "column": "FPS ratio", "value": round(r.value / b.value, 4), "decimals": 2,
                           "tolerance": FPS_RATIO_TOLERANCE, "derived": True,
+                          "not_comparable": (f"the paper's ratio divides timings from two devices ({why}, the other "
+                                             f"by {PAPERS[info.paper]}): not like-for-like") if mixed else "",
                           "note": f"derived: FPS {r.value} / {b.row} FPS {b.value} (same table, backbone, resolution)"})
     if extra:
         df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)

@@ -3,12 +3,15 @@
     python -m reports.plots --experiment NAME [--results results]
 
   tradeoff     mIoU vs GFLOPs, marker area = parameters (the papers' trade-off): the SD-CPC Table 1 points as
-               printed, and ours (every trained run at its dataset's test size)
-  p_sweep      mIoU and FPS vs the number of attention points P: the paper (text of the ablation) and ours
-  ablation     mIoU change against the full method for every ablation row, paper bars beside ours (± std)
-  training     training loss curves of every run (seed 0 solid, other seeds faint)
-  qualitative  a strip like SD-CPC Figure 3: frames, ground truth, then each chosen method's prediction
-Missing results leave a panel empty with a note (a partial experiment still plots).
+               printed, and ours (every trained run at its dataset's test size); colour and size legends
+  p_sweep      the change from P = 4 attention points: mIoU (points) and FPS (ratio), paper and ours on one axis
+  ablation     mIoU change against the full method for every ablation row, paper bars beside ours (± std);
+               rows this experiment did not run are marked, not drawn as a zero change
+  training     training loss curves of every run, one panel per family (seed 0 solid, other seeds faint)
+  qualitative  a strip like SD-CPC Figure 3: frames, ground truth, then each chosen method's prediction, with
+               the class legend
+A method has one colour in every figure (``method_colours``: its family's colour from common/families.py,
+shades of it for the family's other variants). Missing results leave a panel empty with a note.
 """
 from __future__ import annotations
 
@@ -22,13 +25,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from common.cli import run_cli  # noqa: E402
+from common.families import FAMILIES, backbone_label  # noqa: E402
 from common.io import atomic_path  # noqa: E402
+from metrics.info import METRICS  # noqa: E402
+from reports import PLOTS  # noqa: E402
 from reports import paper as P  # noqa: E402
-from reports.tables import backbone_name, load_inputs  # noqa: E402
+from reports.results import load_inputs  # noqa: E402
+from videos.info import dataset_label  # noqa: E402
+from workflow.plan import Layout  # noqa: E402
 
-FAMILY_COLOURS = {"segformer": "tab:gray", "sdcpc": "tab:blue", "msaf": "tab:orange"}
+MIOU = METRICS["mIoU"]
+OTHER = "tab:olive"          # methods the suite does not run (reported only)
+PAPER_BAR = dict(facecolor="white", edgecolor="0.35", hatch="///")
+AREA_PER_M = 8.0             # marker area (pt^2) per million parameters, the same in both trade-off panels
 
 
 def save(fig, out: Path, name: str) -> list[Path]:
@@ -54,39 +69,145 @@ def _std(values):
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _shade(colour: str, t: float) -> tuple[float, float, float]:
+    """t < 0 mixes towards black, t > 0 towards white."""
+    rgb = np.array(to_rgb(colour))
+    return tuple(rgb + (1 - rgb) * t if t > 0 else rgb * (1 + t))
+
+
+def method_colours(variants: dict) -> dict[str, tuple]:
+    """One colour per registry variant, the same in every figure: the family's own entry (named like the
+    family) in the family colour, the family's other entries in shades of it, in registry order."""
+    out = {}
+    for fam in FAMILIES.values():
+        names = [n for n, v in variants.items() if v.family == fam.name]
+        others = [n for n in names if n != fam.name]
+        half = max(1, (len(others) - 1) // 2)
+        for i, name in enumerate(others):   # alternately darker and lighter, further from the family colour
+            level = 0.3 + 0.35 * (i // 2) / half
+            out[name] = _shade(fam.colour, -level if i % 2 == 0 else level)
+        if fam.name in names:
+            out[fam.name] = to_rgb(fam.colour)
+    return out
+
+
+def place_labels(ax, points: list[tuple[float, float]], texts: list[str], areas: list[float],
+                 fontsize: float = 6) -> None:
+    """Label each point (a scatter marker of area ``areas`` pt^2) where its text overlaps no other label or
+    marker and stays inside the axes: a few places around the marker, then further out with a leader line."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px = fig.dpi / 72.0                                       # display pixels per point
+    centres = ax.transData.transform(points) if points else np.zeros((0, 2))
+    radii = [np.sqrt(a) / 2 for a in areas]
+    from matplotlib.transforms import Bbox
+
+    markers = [Bbox.from_bounds(x - r * px, y - r * px, 2 * r * px, 2 * r * px) for (x, y), r in zip(centres, radii)]
+    placed = []
+    order = sorted(range(len(points)), key=lambda i: (-points[i][1], points[i][0]))
+    for i in order:
+        (x, y), text, r = points[i], texts[i], radii[i] + 2
+        near = [(r, 0, "left", "center"), (-r, 0, "right", "center"), (0, r, "center", "bottom"),
+                (0, -r, "center", "top"), (r, r, "left", "bottom"), (r, -r, "left", "top"), (-r, r, "right", "bottom"),
+                (-r, -r, "right", "top")]
+        far = [(dx + np.sign(dx) * k, dy + np.sign(dy) * k, ha, va) for k in (10, 22, 36, 52) for dx, dy, ha, va in near]
+        others = [m for k, m in enumerate(markers) if k != i]
+        best = None
+        for n, (dx, dy, ha, va) in enumerate(near + far):
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
+                              va=va, arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5) if n >= len(near) else None)
+            box = ann.get_window_extent(renderer)
+            cost = (3 * sum(_overlap(box, b) for b in placed) + sum(_overlap(box, m) for m in others)
+                    + 10 * (box.width * box.height - _overlap(box, frame)))   # labels, markers, outside the axes
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        placed.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _log_x(ax):
+    """A log GFLOPs axis labelled 1, 2, 5 x 10^k in plain numbers (no crowded minor-tick labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legends(fig, colour_handles):
+    """Below the panels: which colour is which method, and what a marker's area means."""
+    sizes = [Line2D([], [], linestyle="", marker="o", markersize=np.sqrt(AREA_PER_M * m), markerfacecolor="0.85",
+                    markeredgecolor="k", markeredgewidth=0.5, label=f"{m}M params") for m in (5, 25, 80)]
+    fig.legend(handles=colour_handles + sizes, loc="lower center", ncol=len(colour_handles) + len(sizes),
+               fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02), columnspacing=1.5, handletextpad=0.6,
+               handlelength=3.8)
+
+
 def plot_tradeoff(reported, meas, plan, variants, out):
-    fig, (ax_p, ax_o) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = method_colours(variants)
+    fig, (ax_p, ax_o) = plt.subplots(1, 2, figsize=(12, 5.2))
+    fig.subplots_adjust(bottom=0.2, wspace=0.25)
     t1 = reported[(reported.table == "sdcpc_t1") & ~reported.derived]
-    for rid, g in t1.groupby(t1.apply(P.row_id, axis=1), sort=False):
+    pts, labels, areas, fams = [], [], [], set()
+    for _, g in t1.groupby(t1.apply(P.row_id, axis=1), sort=False):
         vals = dict(zip(g.column, g.value))
-        if "GFLOPs" not in vals or "mIoU" not in vals:
+        if "GFLOPs" not in vals or MIOU.name not in vals:
             continue
         row = g.iloc[0]
-        fam = variants[row.variant].family if row.variant in variants else None
-        ax_p.scatter(vals["GFLOPs"], vals["mIoU"], s=6 * vals.get("Params", 10), alpha=0.6,
-                     color=FAMILY_COLOURS.get(fam, "tab:green"), edgecolor="k", linewidth=0.5)
-        ax_p.annotate(f"{row.row} {backbone_name(row.backbone)}", (vals["GFLOPs"], vals["mIoU"]), fontsize=6,
-                      xytext=(3, 3), textcoords="offset points")
-    ax_p.set_xscale("log")
-    ax_p.set(xlabel="GFLOPs (log, as printed)", ylabel="mIoU (%)", title="SD-CPC Table 1 (VSPW), paper")
-    drawn = 0
+        v = variants.get(row.variant)
+        fams.add(v.family if v else None)
+        area = AREA_PER_M * vals.get("Params", 10)
+        ax_p.scatter(vals["GFLOPs"], vals[MIOU.name], s=area, alpha=0.7, color=colours.get(row.variant, OTHER),
+                     edgecolor="k", linewidth=0.5, zorder=3)
+        name = v.label if v and "ours" in row.row.lower() else row.row
+        pts.append((vals["GFLOPs"], vals[MIOU.name]))
+        labels.append(f"{name}, {backbone_label(row.backbone)}")
+        areas.append(area)
+    _log_x(ax_p)
+    ax_p.margins(0.12)
+    ax_p.set(xlabel="GFLOPs (log scale, as printed)", ylabel=f"{MIOU.name} (%)",
+             title="SD-CPC Table 1 (VSPW val), as printed")
+    place_labels(ax_p, pts, labels, areas)
+
+    pts, labels, areas = [], [], []
     for r in plan["runs"]:
         key = (r["dataset"], r["backbone"], r["variant"])
         h, w = plan["test_sizes"][r["dataset"]]
         comp = meas.complexity.get((*key, f"{h}x{w}"), {})
-        miou = _mean(meas.metrics.get(key, {}).get("miou", []))
+        miou = _mean(meas.values(key, MIOU.key))
         if miou is None or comp.get("gflops") is None:
             continue
         v = variants.get(r["variant"])
-        ax_o.scatter(comp["gflops"], miou, s=40 * max(comp.get("params") or 1, 0.2), alpha=0.6,
-                     color=FAMILY_COLOURS.get(v.family if v else None, "tab:green"), edgecolor="k", linewidth=0.5)
-        ax_o.annotate(v.label if v else r["variant"], (comp["gflops"], miou), fontsize=6, xytext=(3, 3),
-                      textcoords="offset points")
-        drawn += 1
-    ax_o.set(xlabel="GFLOPs at the dataset's test size", ylabel="mIoU (%)",
-             title=f"ours ({plan['experiment']}; marker area = params)")
-    if not drawn:
+        fams.add(v.family if v else None)
+        area = max(AREA_PER_M * (comp.get("params") or 0), 12)
+        ax_o.scatter(comp["gflops"], miou, s=area, alpha=0.7, color=colours.get(r["variant"], OTHER),
+                     edgecolor="k", linewidth=0.5, zorder=3)
+        pts.append((comp["gflops"], miou))
+        labels.append(f"{v.label if v else r['variant']}, {backbone_label(r['backbone'])}")
+        areas.append(area)
+    sizes = ", ".join(f"{dataset_label(d)} {h}x{w}" for d, (h, w) in plan["test_sizes"].items())
+    ax_o.set(xlabel=f"GFLOPs at the test size (fvcore, log scale; {sizes})", ylabel=f"{MIOU.name} (%)",
+             title=f"ours (experiment {plan['experiment']})")
+    if pts:
+        _log_x(ax_o)
+        ax_o.margins(0.15)
+        place_labels(ax_o, pts, labels, areas)
+    else:
         _note(ax_o, "no run with both mIoU and a complexity count yet")
+    handles = [Patch(color=to_rgb(f.colour), label=f.label) for f in FAMILIES.values() if f.name in fams]
+    _legends(fig, handles + [Patch(color=OTHER, label="other methods (reported only)")])
     return save(fig, out, "tradeoff")
 
 
@@ -96,101 +217,113 @@ def _points(variant_name, variants):
 
 
 def plot_p_sweep(reported, meas, plan, variants, out):
-    fig, (ax_m, ax_f) = plt.subplots(1, 2, figsize=(12, 4))
-    fig.subplots_adjust(wspace=0.5)
+    """The change from P = 4 (the reference, SD-CPC's own setting): mIoU in points, FPS as a ratio, so the
+    paper's numbers and ours share one axis."""
+    ref = P.TABLES["sdcpc_p"].reference
+    colour = method_colours(variants).get(ref, "tab:blue")
+    fig, (ax_m, ax_f) = plt.subplots(1, 2, figsize=(11, 4))
     sweep = reported[reported.table == "sdcpc_p"]
-    pts = {}
+    paper = {}
     for _, r in sweep.iterrows():
         p = _points(r.variant, variants)
         if p is not None:
-            pts.setdefault(p, {})[r.column] = r.value
-    ps = sorted(pts)
-    ax_m.plot(ps, [pts[p].get("mIoU") for p in ps], "o--", color="tab:gray", label="paper (VSPW, MiT-B1)")
-    ax_f.plot(ps, [pts[p].get("FPS") for p in ps], "o--", color="tab:gray", label="paper (RTX 4090)")
-    # ours: every sdcpc-family run whose options differ from sdcpc's in `points` only
-    base = variants.get("sdcpc")
-    ours_m, ours_f = {}, {}
-    for key, vals in meas.metrics.items():
-        v = variants.get(key[2])
-        if v is None or base is None or v.family != "sdcpc":
-            continue
-        if {k: x for k, x in v.options.items() if k != "points"} != {k: x for k, x in base.options.items()
-                                                                      if k != "points"}:
-            continue
-        if vals.get("miou"):
-            ours_m.setdefault((key[0], key[1]), []).append((v.options.get("points"), vals["miou"]))
-        if key in meas.fps:
-            ours_f.setdefault((key[0], key[1]), []).append((v.options.get("points"), meas.fps[key]["fps"]))
-    tm, tf = ax_m.twinx(), ax_f.twinx()
-    for (ds, bb), seq in ours_m.items():
-        seq.sort()
-        tm.errorbar([s[0] for s in seq], [_mean(s[1]) for s in seq], yerr=[_std(s[1]) for s in seq], fmt="o-",
-                    color="tab:blue", label=f"ours ({ds}, {backbone_name(bb)})", capsize=3)
-    for (ds, bb), seq in ours_f.items():
-        seq.sort()
-        tf.plot([s[0] for s in seq], [s[1] for s in seq], "o-", color="tab:blue",
-                label=f"ours ({ds}, {backbone_name(bb)})")
-    ax_m.set(xlabel="attention points P", ylabel="paper mIoU (%)", title="mIoU vs P")
-    tm.set_ylabel("our mIoU (%)", color="tab:blue")
-    ax_f.set(xlabel="attention points P", ylabel="paper FPS", title="FPS vs P")
-    tf.set_ylabel("our FPS (this machine)", color="tab:blue")
-    for ax, tw in ((ax_m, tm), (ax_f, tf)):
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = tw.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower left")
-        ax.set_xticks(ps or [4, 9, 16])
-    if not ours_m:
-        _note(tm, "no P-sweep run in this experiment")
+            paper.setdefault(p, {})[r.column] = r.value
+    p0 = _points(ref, variants)
+    ps = sorted(paper)
+    if p0 in paper:
+        ax_m.plot(ps, [paper[p].get(MIOU.name, np.nan) - paper[p0].get(MIOU.name, np.nan) for p in ps], "o--",
+                  color="0.4", label="paper (VSPW, MiT-B1)")
+        ax_f.plot(ps, [paper[p].get("FPS", np.nan) / paper[p0].get("FPS", np.nan) for p in ps], "o--", color="0.4",
+                  label="paper (its GPU)")
+    # ours: every run of a variant that differs from the reference in `points` only, on the reference's runs
+    base = variants.get(ref)
+    same = lambda v: base is not None and v.family == base.family and \
+        {k: x for k, x in v.options.items() if k != "points"} == {k: x for k, x in base.options.items() if k != "points"}
+    drawn = 0
+    for ds, bb, _ in [k for k in meas.metrics if k[2] == ref]:
+        seq_m, seq_f = [], []
+        for name, v in variants.items():
+            if not same(v):
+                continue
+            vals, ref_vals = meas.values((ds, bb, name), MIOU.key), meas.values((ds, bb, ref), MIOU.key)
+            if vals and ref_vals:
+                seq_m.append((v.options.get("points"), _mean(vals) - _mean(ref_vals), _std(vals)))
+            f, f0 = meas.fps.get((ds, bb, name)), meas.fps.get((ds, bb, ref))
+            if f and f0:
+                seq_f.append((v.options.get("points"), f["fps"] / f0["fps"]))
+        where = f"ours ({dataset_label(ds)}, {backbone_label(bb)})"
+        if seq_m:
+            seq_m.sort()
+            ax_m.errorbar([s[0] for s in seq_m], [s[1] for s in seq_m], yerr=[s[2] for s in seq_m], fmt="o-",
+                          color=colour, capsize=3, label=where)
+            drawn += 1
+        if seq_f:
+            seq_f.sort()
+            ax_f.plot([s[0] for s in seq_f], [s[1] for s in seq_f], "o-", color=colour, label=f"{where}, this machine")
+    ticks = sorted(set(ps) | {p for name, v in variants.items() if same(v) for p in [v.options.get("points")]})
+    for ax in (ax_m, ax_f):
+        ax.set_xticks(ticks or [4, 9, 16])
+        ax.legend(fontsize=7, loc="best")
+        ax.set_xlabel("attention points P")
+    ax_m.axhline(0, color="k", linewidth=0.6)
+    ax_f.axhline(1, color="k", linewidth=0.6)
+    ax_m.set(ylabel=f"{MIOU.name} change from P={p0} (points)", title=f"{MIOU.name} vs P")
+    ax_f.set(ylabel=f"FPS relative to P={p0}", title="FPS vs P")
+    if not drawn:
+        _note(ax_m, f"no P-sweep run in this experiment\n(only the paper's change is drawn)")
     return save(fig, out, "p_sweep")
 
 
 def plot_ablation(reported, meas, plan, variants, out):
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    colours = method_colours(variants)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
     for ax, table in zip(axes, ("sdcpc_t3", "msaf_t3")):
         info = P.TABLES[table]
-        sub = reported[(reported.table == table) & (reported.column == "mIoU") & (reported.variant != "")]
+        sub = reported[(reported.table == table) & (reported.column == MIOU.name) & (reported.variant != "")]
         ref_paper = sub[sub.variant == info.reference].value
-        labels, paper_d, ours_d, ours_e = [], [], [], []
-        ref_runs = [k for k in meas.metrics if k[2] == info.reference and meas.metrics[k].get("miou")]
+        ref_runs = [k for k in meas.metrics if k[2] == info.reference and meas.values(k, MIOU.key)]
         ref_key = ref_runs[0] if ref_runs else None
+        labels, paper_d, ours_d, ours_e = [], [], [], []
         for _, r in sub.iterrows():
             if r.variant == info.reference:
                 continue
             labels.append(r.row)
             paper_d.append(r.value - ref_paper.iloc[0] if len(ref_paper) else np.nan)
-            key = (ref_key[0], ref_key[1], r.variant) if ref_key else None
-            vals = meas.metrics.get(key, {}).get("miou", []) if key else []
-            if vals and ref_key:
-                ours_d.append(_mean(vals) - _mean(meas.metrics[ref_key]["miou"]))
-                ours_e.append(_std(vals))
-            else:
-                ours_d.append(np.nan)
-                ours_e.append(0.0)
+            vals = meas.values((ref_key[0], ref_key[1], r.variant), MIOU.key) if ref_key else []
+            ours_d.append(_mean(vals) - _mean(meas.values(ref_key, MIOU.key)) if vals else np.nan)
+            ours_e.append(_std(vals) if vals else 0.0)
         x = np.arange(len(labels))
-        ax.bar(x - 0.2, paper_d, 0.4, color="tab:gray", label=f"paper ({P.DATASET_LABEL.get(info.dataset, info.dataset)})")
-        where = f"{ref_key[0]}, {backbone_name(ref_key[1])}" if ref_key else "not run"
-        ax.bar(x + 0.2, ours_d, 0.4, yerr=ours_e, capsize=2, color=FAMILY_COLOURS.get(P.TABLES[table].paper, "tab:blue"),
-               label=f"ours ({where})")
+        ax.bar(x - 0.2, paper_d, 0.4, label=f"paper ({dataset_label(info.dataset)})", **PAPER_BAR)
+        where = f"{dataset_label(ref_key[0])}, {backbone_label(ref_key[1])}" if ref_key else "not run"
+        ax.bar(x + 0.2, np.nan_to_num(ours_d), 0.4, yerr=ours_e, capsize=2,
+               color=colours.get(info.reference, "tab:blue"), label=f"ours ({where})")
+        missing = [xi + 0.2 for xi, d in zip(x, ours_d) if np.isnan(d)]
+        if missing:   # a row this experiment did not train is marked, not drawn as a zero change
+            ax.scatter(missing, [0] * len(missing), marker="x", color="0.4", s=18, zorder=4,
+                       label="ours: not run in this experiment")
         ax.axhline(0, color="k", linewidth=0.6)
+        ax.margins(y=0.06)
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
-        ax.set(ylabel=f"mIoU change vs {variants[info.reference].label if info.reference in variants else ''} (points)",
-               title=info.title)
+        ref_label = variants[info.reference].label if info.reference in variants else info.reference
+        ax.set(ylabel=f"{MIOU.name} change vs {ref_label} (points)", title=info.title)
         ax.legend(fontsize=7)
     return save(fig, out, "ablation")
 
 
 def plot_training(plan, results, variants, out):
-    fams = sorted({variants[r["variant"]].family for r in plan["runs"] if r["variant"] in variants}) or ["none"]
+    colours = method_colours(variants)
+    layout = Layout(Path(results) / plan["experiment"])
+    fams = [f for f in FAMILIES if any(variants[r["variant"]].family == f for r in plan["runs"]
+                                       if r["variant"] in variants)] or ["none"]
     fig, axes = plt.subplots(1, len(fams), figsize=(5 * len(fams), 3.8), squeeze=False)
     drawn = {f: 0 for f in fams}
-    cmap = plt.get_cmap("tab20")
-    for i, r in enumerate(plan["runs"]):
+    for r in plan["runs"]:
         v = variants.get(r["variant"])
         if v is None:
             continue
         ax = axes[0][fams.index(v.family)]
         for j, seed in enumerate(plan["seeds"]):
-            path = results / plan["experiment"] / "runs" / r["dataset"] / r["backbone"] / r["variant"] / f"seed{seed}" / "train_log.csv"
+            path = Path(layout.path("train_log", seed=seed, **r))
             if not path.exists():
                 continue
             log = pd.read_csv(path)
@@ -198,57 +331,66 @@ def plot_training(plan, results, variants, out):
             if ycol is None or "iteration" not in log.columns:
                 continue
             y = log[ycol].rolling(max(1, len(log) // 20), min_periods=1).mean()
-            ax.plot(log["iteration"], y, color=cmap(i % 20), alpha=1.0 if j == 0 else 0.35, linewidth=1,
-                    label=v.label if j == 0 else None)
+            ax.plot(log["iteration"], y, color=colours.get(r["variant"], OTHER), alpha=1.0 if j == 0 else 0.35,
+                    linewidth=1, label=f"{v.label}, {backbone_label(r['backbone'])}" if j == 0 else None)
             drawn[v.family] += 1
     for f, ax in zip(fams, axes[0]):
-        ax.set(xlabel="iteration", ylabel="training loss (smoothed)", title=f"{f}")
-        if drawn[f]:
-            ax.legend(fontsize=6, ncol=2)
+        ax.set(xlabel="iteration", ylabel="training loss (smoothed)", title=FAMILIES[f].label if f in FAMILIES else f)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if drawn[f]:   # below the panel: a family's many variants would hide its curves
+            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
         else:
             _note(ax, "no training log yet")
     return save(fig, out, "training")
 
 
-def _colourise(label: np.ndarray, k: int) -> np.ndarray:
+def _palette() -> np.ndarray:
     cmap = plt.get_cmap("tab20")
     lut = np.array([cmap(i % 20)[:3] for i in range(256)]) * 255
     lut[255] = 0  # ignore: black
-    return lut[label].astype(np.uint8)
+    return lut
+
+
+def _colourise(label: np.ndarray) -> np.ndarray:
+    return _palette()[label].astype(np.uint8)
 
 
 def plot_qualitative(plan, results, variants, out):
-    q = plan.get("report", {}).get("qualitative", {})
-    ds_name, want = q.get("dataset", "synthetic"), q.get("variants", [])
+    q = plan["report"].get("qualitative", {})
+    ds_name, want = q.get("dataset"), q.get("variants", [])
     n_frames = int(q.get("frames", 4))
     seed = plan["seeds"][0]
-    runs = [r for r in plan["runs"] if r["dataset"] == ds_name and r["variant"] in want]
-    runs.sort(key=lambda r: want.index(r["variant"]))
-    root = plan["roots"].get(ds_name)
+    layout = Layout(Path(results) / plan["experiment"])
+    runs = sorted((r for r in plan["runs"] if r["dataset"] == ds_name and r["variant"] in want),
+                  key=lambda r: want.index(r["variant"]))
     try:
         from videos.datasets import open_dataset
 
-        ds = open_dataset(ds_name, root, plan.get("evaluate", {}).get("split", "val"))
+        ds = open_dataset(ds_name, plan["roots"].get(ds_name), plan["evaluate"].get("split", "val"))
         video = ds.videos[0]
         frames = video.labelled[-n_frames:]
     except Exception as e:  # no data (dry experiment): an empty strip with the reason
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
-        _note(ax, f"no {ds_name} data to show ({type(e).__name__})")
+        _note(ax, f"no {dataset_label(ds_name) if ds_name else 'qualitative'} data to show ({type(e).__name__})")
         return save(fig, out, "qualitative")
     from PIL import Image
 
-    rows = [("frames", [ds.read_image(video, f) for f in frames]),
-            ("ground truth", [_colourise(ds.read_label(video, f), ds.num_classes) for f in frames])]
+    labels = [ds.read_label(video, f) for f in frames]
+    rows = [("frames", [ds.read_image(video, f) for f in frames]), ("ground truth", [_colourise(x) for x in labels])]
+    present = set(np.unique(np.concatenate([x.ravel() for x in labels])).tolist())
     for r in runs:
-        pred_dir = results / plan["experiment"] / "runs" / r["dataset"] / r["backbone"] / r["variant"] / f"seed{seed}" / "pred" / video.name
+        pred_dir = Path(layout.path("pred", seed=seed, **r)) / video.name
         imgs = []
         for f in frames:
             p = pred_dir / f"{f}.png"
-            imgs.append(_colourise(np.array(Image.open(p)), ds.num_classes) if p.exists() else None)
+            pred = np.array(Image.open(p)) if p.exists() else None
+            if pred is not None:
+                present |= set(np.unique(pred).tolist())
+            imgs.append(_colourise(pred) if pred is not None else None)
         label = variants[r["variant"]].label if r["variant"] in variants else r["variant"]
-        rows.append((f"{label} ({backbone_name(r['backbone'])})", imgs))
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(1.6 * len(frames) + 1.2, 1.6 * len(rows)),
+        rows.append((f"{label}, {backbone_label(r['backbone'])}", imgs))
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(1.6 * len(frames) + 1.2, 1.6 * len(rows) + 0.8),
                              squeeze=False)
     for i, (name, imgs) in enumerate(rows):
         for j, img in enumerate(imgs):
@@ -263,7 +405,14 @@ def plot_qualitative(plan, results, variants, out):
                 ax.set_ylabel(name, fontsize=7)
             if i == 0:
                 ax.set_title(f"{video.name}/{frames[j]}", fontsize=6)
-    fig.suptitle(f"{ds_name} {ds.split}: frames, ground truth, predictions (seed {seed})", fontsize=8)
+    lut, names = _palette() / 255, ds.class_names
+    handles = [Patch(color=lut[k], label=names[k] if k < len(names) else str(k)) for k in sorted(present) if k != 255]
+    if 255 in present:
+        handles.append(Patch(color="k", label="ignore"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=6, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"{dataset_label(ds_name)} {ds.split}: frames, ground truth, predictions (seed {seed})", fontsize=8)
+    fig.tight_layout(rect=(0, 0.015 + 0.012 * -(-len(handles) // 4), 1, 0.97))
     return save(fig, out, "qualitative")
 
 
@@ -275,14 +424,14 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     plan, variants, reported, meas = load_inputs(a.experiment, a.results, a.reported)
-    results = Path(a.results)
-    out = results / plan["experiment"] / "plots"
-    written = []
-    written += plot_tradeoff(reported, meas, plan, variants, out)
-    written += plot_p_sweep(reported, meas, plan, variants, out)
-    written += plot_ablation(reported, meas, plan, variants, out)
-    written += plot_training(plan, results, variants, out)
-    written += plot_qualitative(plan, results, variants, out)
+    out = Path(Layout(Path(a.results) / plan["experiment"]).path("plot", name=""))
+    figures = {"tradeoff": lambda: plot_tradeoff(reported, meas, plan, variants, out),
+               "p_sweep": lambda: plot_p_sweep(reported, meas, plan, variants, out),
+               "ablation": lambda: plot_ablation(reported, meas, plan, variants, out),
+               "training": lambda: plot_training(plan, a.results, variants, out),
+               "qualitative": lambda: plot_qualitative(plan, a.results, variants, out)}
+    assert tuple(figures) == PLOTS, "reports.PLOTS names the figures the pipeline expects"
+    written = [p for name in PLOTS for p in figures[name]()]
     print(f"plots: {len(written)} files -> {out}")
     return 0
 

@@ -186,8 +186,8 @@ def test_overrides_reach_the_model_and_the_record(tmp_path):
 
 
 def test_segformer_b1_vspw_matches_the_paper():
-    """SD-CPC Table 1: SegFormer MiT-B1 on VSPW, 13.8M parameters (2%), 26.6 GFLOPs (5%); REFERENCE-FACTS
-    rebuilt 13.709M and 26.63 GFLOPs in the paper convention, fvcore 0.3-0.8% above it."""
+    """SD-CPC Table 1: SegFormer MiT-B1 on VSPW, 13.8M parameters (2%), 26.6 GFLOPs (5%); the rebuilt
+    model (docs/reproduction-notes.md) has 13.709M and 26.63 GFLOPs in the paper convention, fvcore 0.3-0.8% above it."""
     r = measure("segformer", "mit_b1", "vspw", device="cpu")
     assert r["resolution"] == [480, 853] and r["num_classes"] == 124
     assert r["params"] == 13_709_116 and abs(r["params"] / 13.8e6 - 1) < 0.02

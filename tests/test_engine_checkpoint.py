@@ -24,9 +24,8 @@ def test_save_is_atomic_old_file_survives_a_failed_write(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     ckpt_io.save_atomic({"format": ckpt_io.CHECKPOINT_FORMAT, "iteration": 1}, path)
 
-    def broken_save(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"half")
+    def broken_save(obj, f):   # f: the open temporary file
+        f.write(b"half")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -73,10 +73,10 @@ def tiny_cfg(**kw) -> TrainConfig:
     return resolve_config(None, None, base)
 
 
-def run_tiny(out, cfg=None, nan_at=None, stop_after=None):
+def run_tiny(out, cfg=None, nan_at=None, stop_after=None, **kw):
     return train(cfg or tiny_cfg(), out, variant="tiny", backbone="tiny", dataset="synthetic", root=None,
                  model_factory=lambda k: TinySeg(k, nan_at), data_factory=lambda: (TinyClips(), NUM_CLASSES),
-                 stop_after=stop_after)
+                 stop_after=stop_after, **kw)
 
 
 def weights(path) -> dict:
@@ -144,6 +144,22 @@ def test_resume_refuses_other_settings(tmp_path):
     # runtime fields (threads, logging, checkpoint period) do not block a resume
     out = run_tiny(tmp_path / "r", cfg=tiny_cfg(checkpoint_every=3, log_every=1))
     assert out["resumed_from"] == 2
+
+
+def test_restart_on_other_settings_or_data(tmp_path, capsys):
+    """What the pipeline passes (--data-stamp FILE --on-mismatch restart): the same data resumes; a
+    checkpoint of a run on other data or under other settings is refused by default, dropped with restart."""
+    out = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted):
+        run_tiny(out, stop_after=2, data_stamp="data A")
+    with pytest.raises(InputError, match=r"other settings \(data\)"):
+        run_tiny(out, data_stamp="data B")
+    with pytest.raises(TrainingInterrupted):   # same data, same settings: resumes at 2, stops at 4
+        run_tiny(out, stop_after=4, data_stamp="data A", on_mismatch="restart")
+    assert ckpt_io.load_checkpoint(out / "checkpoint.pt")["iteration"] == 4
+    assert run_tiny(out, data_stamp="data B", on_mismatch="restart")["resumed_from"] == 0
+    assert "other settings (data); starting over" in capsys.readouterr().err
+    assert run_tiny(out, cfg=tiny_cfg(lr=5e-3), data_stamp="data B", on_mismatch="restart")["resumed_from"] == 0
 
 
 def test_nan_loss_stops_naming_iteration_and_keeps_last_checkpoint(tmp_path):

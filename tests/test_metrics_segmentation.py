@@ -14,7 +14,7 @@ def a(rows):
     return np.array(rows, dtype=np.uint8)
 
 
-# ---------------------------------------------------------------- plain restatement of PROTOCOL.md
+# ---------------------------------------------------------------- plain restatement of docs/protocol.md
 def reference_scores(frames, num_classes, ignore=255):
     """Pixel-by-pixel confusion matrix, then the definitions word for word."""
     cm = [[0] * num_classes for _ in range(num_classes)]

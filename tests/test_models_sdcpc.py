@@ -12,7 +12,7 @@ from models.sdcpc import (HYPER, SWITCHES, build, class_prototypes, interleave_r
 
 
 SDCPC_VARIANTS = sorted(n for n, v in load_variants().items() if v.family == "sdcpc")
-# encoder parameters (REFERENCE-FACTS: B0 3.319M, B1 13.151M, B2 24.196M, B5 81.443M)
+# encoder parameters (docs/reproduction-notes.md: B0 3.319M, B1 13.151M, B2 24.196M, B5 81.443M)
 ENCODER = {"mit_b0": 3_319_392, "mit_b1": 13_151_424, "mit_b2": 24_196_288, "mit_b5": 81_443_008}
 CHANNELS = {"mit_b0": (32, 64, 160, 256)}
 CHANNELS.update({b: (64, 128, 320, 512) for b in ("mit_b1", "mit_b2", "mit_b5")})

@@ -8,10 +8,10 @@ from models.backbones.mit import MIT_SETTINGS, EfficientSelfAttention, build_mit
 from models.losses import cross_entropy, resize_target
 from models.segformer import build
 
-# Encoder parameters (REFERENCE-FACTS, rebuilt from the public MiT definition, classifier excluded)
+# Encoder parameters (rebuilt from the public MiT definition, classifier excluded; docs/reproduction-notes.md)
 ENCODER_PARAMS = {"mit_b0": 3_319_392, "mit_b1": 13_151_424, "mit_b2": 24_196_288, "mit_b3": 44_072_128,
                   "mit_b4": 60_842_688, "mit_b5": 81_443_008}
-# SegFormer with E = 256 and 124 classes (REFERENCE-FACTS: 3.746M, 13.709M, 24.754M, 82.001M)
+# SegFormer with E = 256 and 124 classes (docs/reproduction-notes.md: 3.746M, 13.709M, 24.754M, 82.001M)
 SEGFORMER_124 = {"mit_b0": 3_746_012, "mit_b1": 13_709_116, "mit_b2": 24_753_980, "mit_b5": 82_000_700}
 
 

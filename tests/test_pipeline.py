@@ -36,13 +36,8 @@ def job_stats(out: str) -> dict[str, int]:
     return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
 
 
-def fps_jobs(jobs: dict[str, int]) -> int:
-    """FPS jobs of a dry run: one rule per (dataset, backbone), named fps_<dataset>_<backbone>."""
-    return sum(n for rule, n in jobs.items() if rule.startswith("fps_"))
-
-
 def fps_outputs(out: str) -> set[str]:
-    """The FPS files a dry run would write (one per trained variant)."""
+    """The FPS files a dry run (-p: with its shell commands) would write: one per trained variant."""
     return set(re.findall(r"\S+/fps/\S+\.json", out))
 
 
@@ -71,7 +66,7 @@ def test_default_plan_covers_every_variant_seed_and_paper_row(tmp_path):
             assert key in city_counts, r
     # the trained runs are counted at the synthetic size too (the cross table)
     assert ("synthetic", "mit_b0", "sdcpc", "64x64") in counts
-    assert len(plan.metrics_files()) == len(plan.runs) * len(plan.seeds)
+    assert len(plan.run_files("metrics")) == len(plan.runs) * len(plan.seeds)
 
 
 def test_extends_merges_and_lists_replace():
@@ -105,6 +100,22 @@ def test_config_errors_are_one_clear_line(tmp_path, text, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_setting_the_experiment_omits_is_left_to_its_command(tmp_path):
+    """No second default: without train/iters the rule passes no --iters, so engine.config's chain decides
+    (TrainConfig, then the dataset's row: 200 for the synthetic set); pipeline-only keys get the schema's."""
+    from engine.config import resolve_config
+    from videos.info import DATASETS
+
+    bare = ("seeds: [0]\ndatasets: {synthetic: {}}\n"
+            "runs:\n  - {dataset: synthetic, backbone: mit_b0, variants: [segformer]}\n")
+    plan = Plan({"experiment": write_experiment(tmp_path, bare), "results": str(tmp_path)})
+    assert "iters" not in plan.cfg["train"] and plan.train_args() == "" and plan.fps_args() == ""
+    assert "--iters 3" in Plan({"experiment": "smoke", "results": str(tmp_path)}).train_args()
+    assert resolve_config("synthetic").iters == DATASETS["synthetic"].train["iters"] == 200
+    assert plan.cfg["train"]["mem_mb"] == 2000 and plan.cfg["evaluate"]["split"] == "val"   # the schema's
+    assert plan.test_size("synthetic") == DATASETS["synthetic"].test_size and plan.generate_args("synthetic") == ""
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     with pytest.raises(PlanError, match="unknown key.*experimant"):
         Plan({"experiment": "smoke", "experimant": "default"})
@@ -121,44 +132,44 @@ def test_snakemake_reports_a_typo_in_one_line_before_any_job(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- dry runs
 def test_dry_run_default_schedules_the_whole_grid(tmp_path):
-    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}")
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"results={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
     n_variants = len(FAMILY("segformer", "sdcpc", "msaf"))          # 24 with the shipped registry
     assert jobs["train"] == jobs["evaluate"] == 2 * n_variants and "infer" not in jobs   # one job predicts + scores
-    assert fps_jobs(jobs) == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
+    assert jobs["fps"] == 2 and len(fps_outputs(res.stdout + res.stderr)) == n_variants   # per backbone
     # 30 fixed paper-table counts (every backbone row at its printed resolution), the MiT-B1 ablation group
     # (every segformer/sdcpc entry, 16 with the shipped registry) and one per trained variant
     assert jobs["count_complexity"] == 30 + len(FAMILY("segformer", "sdcpc")) + n_variants
-    assert jobs["synthetic_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
+    assert jobs["generate_data"] == jobs["check_data"] == jobs["report_tables"] == jobs["report_plots"] == 1
 
 
-def test_fps_resources_reach_every_per_backbone_fps_rule(tmp_path):
-    """The FPS rules are named per backbone; `--set-resources fps:...` (the slurm profile's GPU request) must
-    still reach each of them."""
+def test_fps_resources_reach_every_fps_job(tmp_path):
+    """One `fps` rule (wildcards dataset, backbone): `--set-resources fps:...` (the slurm profile's GPU
+    request) reaches each of its jobs."""
     res = snakemake("-n", "tables", "--nolock", "--set-resources", "fps:runtime=33", "--config",
                     f"results={tmp_path}")
     assert res.returncode == 0, res.stderr[-2000:]
-    blocks = re.findall(r"rule (fps_\w+):.*?resources: ([^\n]*)", res.stdout + res.stderr, re.S)
+    blocks = re.findall(r"rule (fps):.*?resources: ([^\n]*)", res.stdout + res.stderr, re.S)
     assert len(blocks) == 2 and all("runtime=33" in r for _, r in blocks), blocks
 
 
 @pytest.mark.parametrize("experiment, trained", [("vspw", 19), ("cityscapes", 22), ("camvid", 6)])
 def test_dry_run_paper_experiments_need_no_data(tmp_path, experiment, trained):
     """The paper set-ups plan without the data present (root points at an empty folder)."""
-    res = snakemake("-n", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"experiment={experiment}", f"results={tmp_path}",
                     f"root={tmp_path / 'data'}")
     assert res.returncode == 0, res.stderr[-2000:]
     jobs = job_stats(res.stdout + res.stderr)
     assert jobs["train"] == jobs["evaluate"] == len(fps_outputs(res.stdout + res.stderr)) == trained
-    assert "synthetic_data" not in jobs and jobs["check_data"] == 1
+    assert "generate_data" not in jobs and jobs["check_data"] == 1
 
 
 def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
     """Adding a variant is one registry entry: the default experiment trains, counts and times it."""
     reg = tmp_path / "variants.yaml"
     reg.write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
-    res = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp_path}", f"variants_file={reg}")
+    res = snakemake("-n", "-p", "tables", "--nolock", "--config", f"results={tmp_path}", f"variants_file={reg}")
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout + res.stderr
     jobs = job_stats(out)
@@ -195,8 +206,8 @@ def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
         tex = (out / "tables" / f"{t}.tex").read_text()
         assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
     diff = pd.read_csv(out / "tables" / "paper_diff.csv", keep_default_na=False)
-    assert set(diff.status) <= {"match", "deviates", "not comparable", "not run"}
-    assert {"match", "not run", "not comparable"} <= set(diff.status)
+    assert set(diff.status) <= {"match", "deviates", "config check", "not comparable", "not run"}
+    assert {"config check", "not run", "not comparable"} <= set(diff.status)
     cross = pd.read_csv(out / "tables" / "cross.csv")
     for v in ("segformer", "sdcpc", "msaf_baseline", "msaf"):
         rec = cross[cross.variant == v].iloc[0]

@@ -203,12 +203,15 @@ def test_bad_files_are_one_line_and_never_execute(tmp_path):
             return (print, ("this must never run",))
 
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"w": Boom()}, protocol=2))
-    with pytest.raises(InputError, match="not a loadable weights file") as e:
+    with pytest.raises(InputError, match="evil.pth: pretrained weights refused, not loaded") as e:
         read_state(tmp_path / "evil.pth")
     assert "\n" not in str(e.value)
     (tmp_path / "junk.pth").write_bytes(b"\x00" * 10)
-    with pytest.raises(InputError, match="not a loadable weights file"):
+    with pytest.raises(InputError, match="junk.pth: cannot read pretrained weights"):
         read_state(tmp_path / "junk.pth")
+    (tmp_path / "torn.safetensors").write_bytes((100).to_bytes(8, "little") + b"{")
+    with pytest.raises(InputError, match="torn.safetensors: cannot read pretrained weights"):
+        read_state(tmp_path / "torn.safetensors")
     torch.save([1, 2], tmp_path / "list.pth")
     with pytest.raises(InputError, match="not a state dict"):
         read_state(tmp_path / "list.pth")

@@ -103,3 +103,17 @@ def test_parallel_check_reports_the_same_lines(tmp_path):
     parallel, s2 = check_dataset("camvid", root, jobs=2)
     assert serial == parallel and len(serial) == 1 and "0001TP_000025.png: zero-byte" in serial[0]
     assert s1 == s2 and s1["frames"] == 60 and s1["labels"] == 3
+
+
+def test_stamp_is_written_only_for_a_clean_tree(tmp_path, capsys):
+    """--stamp (what the pipeline's training jobs compare): dataset, root, counts and the hash of a generated
+    set's meta.json; a tree with problems gets none."""
+    import json
+
+    root = write_synthetic_tree(tmp_path / "s", train_videos=1, val_videos=1, frames=3, size=(16, 16))
+    rc, _ = _run(capsys, "--dataset", "synthetic", "--root", str(root), "--stamp", str(tmp_path / "ok.json"))
+    stamp = json.loads((tmp_path / "ok.json").read_text())
+    assert rc == 0 and stamp["dataset"] == "synthetic" and stamp["videos"] == 2 and len(stamp["meta_sha256"]) == 64
+    (root / "val.txt").write_text("ghost\n")
+    rc, _ = _run(capsys, "--dataset", "synthetic", "--root", str(root), "--stamp", str(tmp_path / "bad.json"))
+    assert rc == 1 and not (tmp_path / "bad.json").exists()

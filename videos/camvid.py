@@ -12,7 +12,7 @@ extracted to PNG or JPEG with the same file names the annotated stills use):
 One Video per annotated frame: name ``<seq>_<frame>`` (the still's stem), frames = the sequence frames
 ``n-19 .. n+10`` around its frame number n that lie inside the extracted sequence (the Cityscapes snippet
 shape), labelled = [that frame]. Frame ids are the part after ``<seq>_`` (``006690``, ``f00930``).
-Labels: 0..10 are the train ids; 11 (void) and 255 are ignore (PROTOCOL.md: ids >= 11 are ignore);
+Labels: 0..10 are the train ids; 11 (void) and 255 are ignore (docs/protocol.md: ids >= 11 are ignore);
 anything else is an error.
 """
 from __future__ import annotations
@@ -60,7 +60,8 @@ class CamVidDataset(VideoDataset):
             self.problem(f"{seq_root}: sequence folder not found (frames extracted from the CamVid videos)")
             return
         stills_dir = self.root / self.split
-        stills = list_frames(stills_dir, IMAGE_SUFFIXES) if stills_dir.is_dir() else {}
+        twice: list[str] = []
+        stills = list_frames(stills_dir, IMAGE_SUFFIXES, twice) if stills_dir.is_dir() else {}
         sequences: dict[str, dict[str, Path]] = {}
         annots = list_frames(annot_dir, (".png",))
         if not annots:
@@ -73,7 +74,7 @@ class CamVidDataset(VideoDataset):
             seq, prefix, digits = m["seq"], m["prefix"], m["num"]
             if seq not in sequences:
                 d = seq_root / seq
-                sequences[seq] = list_frames(d, IMAGE_SUFFIXES) if d.is_dir() else {}
+                sequences[seq] = list_frames(d, IMAGE_SUFFIXES, twice) if d.is_dir() else {}
                 if not sequences[seq]:
                     self.problem(f"{d}: no frames for sequence {seq}")
             frames_on_disk = sequences[seq]
@@ -98,6 +99,8 @@ class CamVidDataset(VideoDataset):
                     self.problem(f"{label}: no frame for this annotation in {seq_root / seq} or {stills_dir}")
                 continue
             self.videos.append(Video(stem, list(images), [target], images, {target: label}))
+        for message in twice:
+            self.problem(message, fatal=False)
 
     @property
     def class_names(self) -> list[str]:

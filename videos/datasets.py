@@ -1,15 +1,16 @@
 """The dataset interface every stage reads videos through (docs/architecture.md, "Dataset interface").
 
-    ds = open_dataset(name, root, split)      # synthetic | vspw | cityscapes | camvid ; train | val | test
+    ds = open_dataset(name, root, split)      # name: a row of videos/info.py ; split: train | val | test
     ds.videos[i].name / .frames / .labelled
     ds.read_image(video, frame)  -> uint8 (H, W, 3) RGB
     ds.read_label(video, frame)  -> uint8 (H, W) train ids, 255 ignore (remap applied)
     ds.read_flow(video, frame)   -> (flow float32 (H, W, 2) forward t->t+1 (dx, dy), valid bool (H, W)) or None
 
 This module holds the shared base (`VideoDataset`): file reading with clear errors and the problem
-collection the integrity check (videos.check) reuses. Each on-disk layout lives in its own module:
-videos/vspw.py (VSPW and the synthetic set, which shares its layout), videos/cityscapes.py,
-videos/camvid.py. The expected trees are in docs/datasets.md.
+collection the integrity check (videos.check) reuses. Each on-disk layout lives in its own module, named by
+its row of the dataset table (videos/info.py, ``reader``): videos/vspw.py (VSPW and the synthetic set,
+which shares its layout), videos/cityscapes.py, videos/camvid.py. The expected trees are in
+docs/datasets.md.
 
 Errors: every reader raises common.cli.InputError naming the file for a missing, zero-byte, unreadable or
 wrongly-sized file and for label values outside the dataset's range. Constructed with ``strict=False``
@@ -27,7 +28,9 @@ import numpy as np
 from PIL import Image
 
 from common.cli import InputError
-from videos.info import IGNORE_INDEX
+from videos.info import DATASETS, IGNORE_INDEX
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)   # our errors name the file; no [ WARN ] lines
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
@@ -64,6 +67,7 @@ class VideoDataset:
         self.split = split
         self.strict = strict
         self.problems: list[str] = []
+        self.warnings: list[str] = []      # legitimate but notable (gaps in numbering): reported, never fatal
         if not self.root.is_dir():
             raise InputError(f"{self.root}: dataset root not found")
         self.videos: list[Video] = []
@@ -79,6 +83,11 @@ class VideoDataset:
         if self.strict and fatal:
             raise InputError(message)
         self.problems.append(message)
+
+    def warn(self, message: str) -> None:
+        """Data that may legitimately be so (a gap in frame numbering): videos.check prints it, metrics.evaluate
+        counts it, nothing stops."""
+        self.warnings.append(message)
 
     @property
     def class_names(self) -> list[str]:
@@ -147,6 +156,8 @@ def _nonempty(path: Path) -> None:
         raise InputError(f"{path}: file not found") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image file")
     if size == 0:
         raise InputError(f"{path}: zero-byte file")
 
@@ -169,6 +180,8 @@ def read_index_png(path: str | os.PathLike) -> np.ndarray:
     _nonempty(path)
     try:
         with Image.open(path) as im:
+            if im.format != "PNG":   # a JPEG under a .png name: lossy compression has changed the ids
+                raise InputError(f"{path}: mask holds {im.format} data, not PNG (a lossy mask corrupts labels)")
             if im.mode not in ("P", "L", "I", "I;16"):
                 raise InputError(f"{path}: mask has mode {im.mode}; expected an index mask (greyscale or palette)")
             arr = np.array(im)
@@ -203,27 +216,39 @@ def lookup_remap(raw: np.ndarray, table: np.ndarray, path: Path, valid: np.ndarr
     return table[raw]
 
 
-def list_frames(folder: Path, suffixes=IMAGE_SUFFIXES) -> dict[str, Path]:
-    """{frame id (file stem): path} for the files in folder with the given suffixes, sorted by id."""
-    out = {}
+def list_frames(folder: Path, suffixes=IMAGE_SUFFIXES, duplicates: list[str] | None = None) -> dict[str, Path]:
+    """{frame id (file stem): path} for the files in folder with the given suffixes, sorted by id.
+
+    A frame saved twice (00001.jpg and 00001.png) keeps the suffix that comes first in ``suffixes``, never
+    the directory order; ``duplicates`` (a list) receives one message per such frame."""
+    found: dict[str, list[Path]] = {}
     with os.scandir(folder) as it:
         for e in it:
             stem, suf = os.path.splitext(e.name)
             if suf.lower() in suffixes and not e.name.startswith("."):
-                out[stem] = Path(e.path)
-    return dict(sorted(out.items()))
+                found.setdefault(stem, []).append(Path(e.path))
+    rank = {s: i for i, s in enumerate(suffixes)}
+    out = {}
+    for stem, paths in sorted(found.items()):
+        paths.sort(key=lambda p: (rank[p.suffix.lower()], p.name))
+        out[stem] = paths[0]
+        if len(paths) > 1 and duplicates is not None:
+            duplicates.append(f"{paths[0]}: frame saved more than once ({', '.join(p.name for p in paths)}); "
+                              f"reading {paths[0].name}")
+    return out
 
 
 # ---------------------------------------------------------------------- the one entry point
+def reader_class(name: str) -> type[VideoDataset]:
+    """The reader of a dataset, named by its row of the dataset table (videos/info.py)."""
+    import importlib
+
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
+    module, cls = DATASETS[name].reader.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def open_dataset(name: str, root: str | os.PathLike, split: str, strict: bool = True, **options) -> VideoDataset:
     """Open a dataset tree. ``options`` go to the reader (cityscapes: ``label_type``; camvid: ``window``)."""
-    if name in ("vspw", "synthetic"):
-        from videos.vspw import SyntheticDataset, VSPWDataset
-        cls = VSPWDataset if name == "vspw" else SyntheticDataset
-    elif name == "cityscapes":
-        from videos.cityscapes import CityscapesDataset as cls
-    elif name == "camvid":
-        from videos.camvid import CamVidDataset as cls
-    else:
-        raise InputError(f"unknown dataset '{name}' (known: synthetic, vspw, cityscapes, camvid)")
-    return cls(root, split, strict=strict, **options)
+    return reader_class(name)(root, split, strict=strict, **options)

@@ -8,7 +8,7 @@ Layout (the VSPW_480p release, https://github.com/VSPW-dataset/VSPW-dataset-down
     ROOT/data/<video>/flow/<frame>.npy          synthetic only: forward flow frame -> next frame
     ROOT/meta.json                              synthetic only: class count and names, generator settings
 
-Remap (PROTOCOL.md): raw 0 and 255 -> 255 (ignore), raw c in 1..K -> train id c-1. VSPW has K = 124; the
+Remap (docs/protocol.md): raw 0 and 255 -> 255 (ignore), raw c in 1..K -> train id c-1. VSPW has K = 124; the
 synthetic set reads K from meta.json. Any other raw value is an error naming the mask.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import InputError
+from common.inputs import read_text
 from videos.datasets import IMAGE_SUFFIXES, Video, VideoDataset, image_size, list_frames, lookup_remap
 from videos.info import IGNORE_INDEX, dataset_info
 
@@ -52,17 +53,21 @@ class VSPWDataset(VideoDataset):
         if not split_file.is_file():
             self.problem(f"{split_file}: split file not found")
             return
-        names = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
+        names = self._split_names(split_file)
         data = self.root / "data"
         for name in names:
             origin, mask = data / name / "origin", data / name / "mask"
             if not origin.is_dir():
                 self.problem(f"{split_file}: names video '{name}' but {origin} does not exist")
                 continue
-            frames = list_frames(origin, IMAGE_SUFFIXES)
+            twice: list[str] = []
+            frames = list_frames(origin, IMAGE_SUFFIXES, twice)
+            for message in twice:
+                self.problem(message, fatal=False)
             if not frames:
                 self.problem(f"{origin}: no frames")
                 continue
+            self._check_numbering(origin, list(frames))
             masks = list_frames(mask, (".png",)) if mask.is_dir() else {}
             for fid in masks.keys() - frames.keys():
                 self.problem(f"{masks[fid]}: mask without a frame (no {origin / fid}.jpg|png)")
@@ -74,6 +79,39 @@ class VSPWDataset(VideoDataset):
             ids = list(frames)
             labelled = [f for f in ids if f in masks]
             self.videos.append(Video(name, ids, labelled, frames, {f: masks[f] for f in labelled}))
+
+    def _split_names(self, split_file: Path) -> list[str]:
+        """Video names of a split file: UTF-8, one per line; an empty file is an error, a repeated name is
+        read once (and reported: counted twice it would weigh double in every metric)."""
+        try:
+            lines = [ln.strip() for ln in read_text(split_file, "split file").splitlines()]
+        except InputError as e:
+            self.problem(str(e))
+            return []
+        names = [ln for ln in lines if ln]
+        if not names:
+            self.problem(f"{split_file}: empty split file (no video names)")
+        seen: dict[str, int] = {}
+        for number, name in enumerate(lines, 1):
+            if name and name in seen:
+                self.problem(f"{split_file}: line {number} repeats video '{name}' (line {seen[name]}); "
+                             "read once", fatal=False)
+            seen.setdefault(name, number)
+        return list(dict.fromkeys(names))
+
+    def _check_numbering(self, origin: Path, ids: list[str]) -> None:
+        """Numbered frames should be consecutive: reference offsets and TC count positions in the list, so a
+        gap makes 9 and 11 neighbours. Real releases may skip frames (a warning); the generated set never does."""
+        if not all(i.isdigit() for i in ids):
+            return
+        for a, b in zip(ids, ids[1:]):
+            if int(b) != int(a) + 1:
+                message = (f"{origin}: frame numbering jumps from {a} to {b} ({int(b) - int(a) - 1} missing); "
+                           "reference offsets and TC pairs treat them as neighbours")
+                if self.name == "synthetic":
+                    self.problem(message, fatal=False)
+                else:
+                    self.warn(message)
 
     def remap(self, raw: np.ndarray, path: Path) -> np.ndarray:
         return lookup_remap(raw, self._table, path, self._valid)
@@ -102,7 +140,7 @@ class SyntheticDataset(VSPWDataset):
             self.meta = json.loads(meta_path.read_text())
         except FileNotFoundError:
             raise InputError(f"{meta_path}: not found (write the set with `python -m videos.synthetic`)") from None
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:   # ValueError: bad JSON, or bytes that are not UTF-8
             raise InputError(f"{meta_path}: unreadable ({e})") from None
         try:
             k = int(self.meta["num_classes"])
@@ -128,6 +166,10 @@ class SyntheticDataset(VSPWDataset):
         if i == len(video.frames) - 1:
             return None
         path = self.flow_path(video, frame)
+        following = video.frames[i + 1]
+        if frame.isdigit() and following.isdigit() and int(following) != int(frame) + 1:
+            raise InputError(f"{path}: flow goes from frame {frame} to the next number, but the next frame on disk "
+                             f"is {following} (frames are missing)")
         try:
             if path.stat().st_size == 0:
                 raise InputError(f"{path}: zero-byte file")

@@ -1,17 +1,25 @@
 """The experiment plan: one experiment config (config/experiments/NAME.yaml) turned into the exact job list.
 
 The Snakefile and the report CLIs both use this module, so the DAG and the tables always agree on what an
-experiment contains. Nothing here imports torch: reading a plan is cheap (a dry run stays fast).
+experiment contains, and where each file of it lives (``Layout``: the one set of path templates). Nothing
+here imports torch: reading a plan is cheap (a dry run stays fast).
 
 An experiment file may say ``extends: OTHER`` and then only lists what differs (deep merge, lists replace).
 Variants are chosen per run group by family (``families: [sdcpc]`` = every sdcpc entry of the registry,
 so a new registry entry is picked up with no other edit) or by name (``variants: [...]``), minus ``exclude``.
+Every key is described in config/README.md.
+
+Defaults: a setting the experiment leaves out is not passed to the command, so the command's own default
+applies (training: engine/config.py and the dataset's row of videos/info.py; FPS: engine.fps). Only what the
+pipeline itself needs (job memory and time, the evaluated split, which GFLOPs the tables print) has its
+default in config/schemas/experiment.schema.yaml, filled in when the file is validated.
 """
 from __future__ import annotations
 
 import copy
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,22 +28,63 @@ from typing import Any
 
 import yaml
 
+from common.families import BACKBONES, FAMILIES, families_of_backbone, family_backbones
+from common.inputs import load_yaml
+from common.options import check_run_options
+from videos.info import DATASETS, dataset_info
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = REPO_ROOT / "config" / "experiments"
 SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "experiment.schema.yaml"
 DEFAULT_REGISTRY = "config/variants.yaml"
 
-# Backbone names each family's code accepts (docs/architecture.md). Checked again against the family
-# module's BACKBONES when the module imports; this table keeps planning free of torch.
-FAMILY_BACKBONES: dict[str, tuple[str, ...]] = {
-    "segformer": ("mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5"),
-    "sdcpc": ("mit_b0", "mit_b1", "mit_b2", "mit_b3", "mit_b4", "mit_b5"),
-    "msaf": ("resnet18", "resnet50", "resnet101", "pspnet18", "pspnet50", "pspnet101", "hrnet_w18", "hrnet_w48"),
-}
-
-
 # Keys of config/config.yaml (and of --config KEY=VALUE); everything else lives in the experiment file
 CONFIG_KEYS = frozenset({"experiment", "results", "variants_file", "root", "variants"})
+
+# Job ids: one training run, one complexity count, one FPS group (the wildcards of the rules)
+RUN = "{dataset}/{backbone}/{variant}/seed{seed}"
+COUNT = "{dataset}/{backbone}/{variant}@{height}x{width}"
+GROUP = "{dataset}/{backbone}"
+
+
+class Layout:
+    """Every file of one experiment, under results/<experiment>/, as one template per kind.
+
+    ``pattern(kind)`` keeps the wildcards (``{dataset}``, ...) for Snakemake rules; ``path(kind, **fields)``
+    fills them in for the planner and the report CLIs. docs/architecture.md ("Results layout") lists them."""
+
+    TEMPLATES = {
+        "generated": "data/{dataset}",                   # a generated dataset (videos/info.py ``generator``)
+        "checked": "data/{dataset}.checked",             # videos.check --stamp: the data a run trained on
+        "run": f"runs/{RUN}",                            # engine.train --out (checkpoint.pt lives here too)
+        "model": f"runs/{RUN}/model.pt",
+        "train_log": f"runs/{RUN}/train_log.csv",
+        "pred": f"runs/{RUN}/pred",                      # PRED/<video>/<frame>.png
+        "metrics": f"runs/{RUN}/metrics.json",
+        "complexity": f"complexity/{COUNT}.json",
+        "fps_group": f"fps/{GROUP}",                     # one timing job per (dataset, backbone)
+        "fps": f"fps/{GROUP}/{{variant}}.json",
+        "plan": "plan.json",
+        "table": "tables/{name}",
+        "plot": "plots/{name}",
+    }
+
+    def __init__(self, experiment_dir: str | Path):
+        self.dir = str(experiment_dir)
+
+    def pattern(self, kind: str) -> str:
+        return f"{self.dir}/{self.TEMPLATES[kind]}"
+
+    def path(self, kind: str, **fields) -> str:
+        return self.pattern(kind).format(**fields)
+
+    def log(self, stage: str, job: str) -> str:
+        """One log per job: logs/<stage>/<job id>.log (job ids: RUN, COUNT, GROUP or a dataset name)."""
+        return f"{self.dir}/logs/{stage}/{job}.log"
+
+    def benchmark(self, stage: str, job: str) -> str:
+        """Snakemake's per-job wall time and memory record (``benchmark:``)."""
+        return f"{self.dir}/benchmarks/{stage}/{job}.tsv"
 
 
 class PlanError(ValueError):
@@ -86,7 +135,7 @@ def read_experiment(name: str, _chain: tuple[str, ...] = ()) -> dict:
         known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")))
         raise PlanError(f"{path}: no such experiment '{name}' (known: {known})")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path, "experiment file", PlanError) or {}   # duplicate keys, non-UTF-8: one line
     except yaml.YAMLError as e:
         raise PlanError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
@@ -99,37 +148,45 @@ def read_experiment(name: str, _chain: tuple[str, ...] = ()) -> dict:
     return raw
 
 
-def _one_line_schema_error(cfg: dict, err: Exception, where: str) -> PlanError:
-    """snakemake.utils.validate flattens the jsonschema error into a multi-line text; re-run the check to name
-    the key and the problem on one line."""
+def experiment_schema() -> dict:
+    """config/schemas/experiment.schema.yaml with its name lists filled in from the tables: datasets
+    (videos/info.py), backbones and families (common/families.py). The file spells no name itself."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    names = {"dataset": list(DATASETS), "backbone": list(BACKBONES), "family": list(FAMILIES)}
+    for key, values in names.items():
+        schema["$defs"][key]["enum"] = values
+    return schema
+
+
+def _validator(schema: dict):
+    """A Draft 2020-12 validator that also fills in each property's ``default`` (as snakemake.utils.validate
+    does), nested objects included when their parent has a default too."""
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
-    if not errors:
-        return PlanError(f"{where}: {str(err).splitlines()[0]}")
-    e = jsonschema.exceptions.best_match(errors)
-    path = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-    msg = e.message if len(e.message) < 300 else e.message[:300] + "..."
-    return PlanError(f"{where}: {path}: {msg}")
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema)
 
 
 def validate_experiment(cfg: dict, where: str) -> dict:
-    """Schema check (snakemake.utils.validate, defaults filled in). Raises PlanError, one line."""
-    cfg = copy.deepcopy(cfg)
-    try:
-        from snakemake.utils import validate
-    except ImportError:  # the report CLIs also run where snakemake is absent
-        validate = None
-    try:
-        if validate is not None:
-            validate(cfg, str(SCHEMA_PATH))
-        else:
-            import jsonschema
+    """Schema check with defaults filled in. Raises PlanError, one line naming the key and the problem."""
+    import jsonschema
 
-            jsonschema.validate(cfg, yaml.safe_load(SCHEMA_PATH.read_text()))
-    except Exception as err:  # WorkflowError or jsonschema.ValidationError
-        raise _one_line_schema_error(cfg, err, where) from None
+    cfg = copy.deepcopy(cfg)
+    errors = list(_validator(experiment_schema()).iter_errors(cfg))
+    if errors:
+        e = jsonschema.exceptions.best_match(errors)
+        path = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        msg = e.message if len(e.message) < 300 else e.message[:300] + "..."
+        raise PlanError(f"{where}: {path}: {msg}")
     return cfg
 
 
@@ -151,14 +208,10 @@ def gpu_count() -> int:
         return 0
 
 
-def cli_flags(module: str) -> set[str]:
-    """Long options a CLI module declares, read from its source (no import): lets a rule pass an optional
-    flag (e.g. --registry) only to CLIs that take it."""
-    path = REPO_ROOT / (module.replace(".", "/") + ".py")
-    try:
-        return set(re.findall(r"[\"'](--[a-z][a-z0-9\-]*)[\"']", path.read_text()))
-    except OSError:
-        return set()
+def _flags(settings: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
+    """``{checkpoint_every: 2}`` -> ``--checkpoint-every 2``, for the keys that are set (and given)."""
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in settings.items()
+                    if (keys is None or k in keys) and v is not None)
 
 
 class Plan:
@@ -172,6 +225,7 @@ class Plan:
         self.name = str(config.get("experiment", "default"))
         self.results = Path(str(config.get("results", "results")))
         self.dir = self.results / Path(self.name).stem
+        self.layout = Layout(self.dir)
         where = str(_experiment_path(self.name).relative_to(REPO_ROOT)
                     if _experiment_path(self.name).is_relative_to(REPO_ROOT) else _experiment_path(self.name))
         raw = read_experiment(self.name)
@@ -189,7 +243,7 @@ class Plan:
         except RegistryError as e:
             raise PlanError(str(e)) from None
 
-        opts = self.cfg.get("train", {}).get("options", {})
+        opts = self.cfg["train"].get("options", {})
         try:  # engine/config.py imports no torch; its fields are the flags engine.train takes
             import dataclasses
 
@@ -208,8 +262,8 @@ class Plan:
         root_override = config.get("root")
         self.roots: dict[str, str] = {}
         for ds, spec in self.datasets.items():
-            if ds == "synthetic" and not spec.get("root"):
-                self.roots[ds] = str(self.dir / "data" / "synthetic")
+            if dataset_info(ds).generated and not spec.get("root"):
+                self.roots[ds] = self.layout.path("generated", dataset=ds)
             else:
                 root = root_override or spec.get("root")
                 if not root:
@@ -223,7 +277,7 @@ class Plan:
             self._check_names(only, "--config variants")
 
         self.runs: list[Run] = []
-        for i, group in enumerate(self.cfg.get("runs", [])):
+        for i, group in enumerate(self.cfg["runs"]):
             for v in self._select(group, f"{where}: runs/{i}", only):
                 self._check_pair(v, group["backbone"], f"{where}: runs/{i}")
                 self._check_dataset(group["dataset"], f"{where}: runs/{i}")
@@ -232,11 +286,11 @@ class Plan:
                     self.runs.append(r)
 
         self.counts: list[Count] = []
-        for i, group in enumerate(self.cfg.get("complexity", [])):
+        for i, group in enumerate(self.cfg["complexity"]):
             sizes = [_parse_resolution(r, f"{where}: complexity/{i}") for r in group["resolutions"]]
             for v in self._select(group, f"{where}: complexity/{i}", None):
                 for b in group["backbones"]:
-                    if self.variants[v].family not in _families_of_backbone(b):
+                    if self.variants[v].family not in families_of_backbone(b):
                         continue  # a family selector over mixed backbones: count only valid pairs
                     for h, w in sizes:
                         self._add_count(Count(group["dataset"], b, v, h, w))
@@ -244,6 +298,8 @@ class Plan:
         for r in self.runs:
             h, w = self.test_size(r.dataset)
             self._add_count(Count(r.dataset, r.backbone, r.variant, h, w))
+        check_run_options(self.variants, self.cfg.get("train"), [(r.dataset, r.variant) for r in self.runs], where,
+                          PlanError, self.variants_file, [c.variant for c in self.counts])  # torch-free, one line
 
     # ------------------------------------------------------------------ selection and checks
     def _check_names(self, names, where):
@@ -262,9 +318,9 @@ class Plan:
 
     def _check_pair(self, variant, backbone, where):
         fam = self.variants[variant].family
-        if backbone not in FAMILY_BACKBONES.get(fam, ()):
+        if backbone not in family_backbones(fam):
             raise PlanError(f"{where}: variant '{variant}' (family {fam}) does not take backbone '{backbone}' "
-                            f"(valid: {', '.join(FAMILY_BACKBONES.get(fam, ()))})")
+                            f"(valid: {', '.join(family_backbones(fam))})")
 
     def _select(self, group: dict, where: str, only: list[str] | None) -> list[str]:
         names: list[str] = []
@@ -286,27 +342,59 @@ class Plan:
 
     # ------------------------------------------------------------------ facts the rules need
     def test_size(self, dataset: str) -> tuple[int, int]:
-        spec = self.datasets.get(dataset, {})
-        if dataset == "synthetic":
+        """(H, W) at test time: a generated set's frame size, else the experiment's test_size, else the
+        dataset table's."""
+        spec, info = self.datasets.get(dataset, {}), dataset_info(dataset)
+        if info.generated:
             gen = spec.get("generate", {})
-            return int(gen.get("height", 64)), int(gen.get("width", 64))
+            return int(gen.get("height", info.test_size[0])), int(gen.get("width", info.test_size[1]))
         if spec.get("test_size"):
             return _parse_resolution(spec["test_size"], f"datasets/{dataset}/test_size")
-        from videos.info import dataset_info
+        return info.test_size
 
-        return dataset_info(dataset).test_size
+    def generated(self) -> list[str]:
+        """Datasets this experiment generates (a generator row without a root)."""
+        return [d for d in self.datasets if self.roots[d] == self.layout.path("generated", dataset=d)]
 
-    def run_dir(self, r: Run, seed: int) -> str:
-        return f"{self.dir}/runs/{r.dataset}/{r.backbone}/{r.variant}/seed{seed}"
+    def generated_input(self, wildcards) -> list[str]:
+        """The check of a generated dataset takes the generated tree as input; a user's root is no workflow
+        output."""
+        d = wildcards.dataset
+        return [self.layout.path("generated", dataset=d)] if d in self.generated() else []
 
-    def metrics_files(self) -> list[str]:
-        return [f"{self.run_dir(r, s)}/metrics.json" for r in self.runs for s in self.seeds]
+    @staticmethod
+    def generator(dataset: str) -> str:
+        return dataset_info(dataset).generator
 
-    def train_logs(self) -> list[str]:
-        return [f"{self.run_dir(r, s)}/train_log.csv" for r in self.runs for s in self.seeds]
+    def generate_args(self, dataset: str) -> str:
+        """The generator's flags, from ``datasets/<name>/generate`` (its own defaults for the rest)."""
+        return _flags(self.datasets[dataset].get("generate", {}))
 
-    def fps_files(self) -> list[str]:
-        return [f"{self.dir}/fps/{r.dataset}/{r.backbone}/{r.variant}.json" for r in self.runs]
+    def train_args(self) -> str:
+        """engine.train flags from the experiment's ``train`` block: only what it sets, so engine/config.py
+        (TrainConfig and the dataset's row) is the one place of every training default."""
+        t = self.cfg["train"]
+        args = [_flags(t, ("iters", "checkpoint_every", "config"))]
+        args += [f"--{k.replace('_', '-')} {shlex.quote(json.dumps(v))}" for k, v in t.get("options", {}).items()]
+        return " ".join(a for a in args if a)
+
+    def evaluate_args(self) -> str:
+        """engine.validate / metrics.evaluate flags from the ``evaluate`` block."""
+        return _flags(self.cfg["evaluate"], ("split", "tc_flow", "tc_videos", "vc_min_frames", "vc_convention"))
+
+    def test_scale_args(self, dataset: str) -> str:
+        """engine.validate's --test-scale: the experiment's test size is the box inference rescales frames
+        into (a generated set is fed at its native size)."""
+        return "" if dataset_info(dataset).generated else "--test-scale {}x{}".format(*self.test_size(dataset))
+
+    def fps_args(self) -> str:
+        return _flags(self.cfg.get("fps", {}), ("warmup", "iters", "repeats"))
+
+    @staticmethod
+    def count_mem_mb(backbone: str, height: int, width: int) -> int:
+        """Declared peak memory of one complexity count (common/families.py, ``count_mb_per_mpix``), so the
+        profile's mem_mb keeps several heavy counts from running at once on a small machine."""
+        return int(1000 + BACKBONES[backbone].count_mb_per_mpix * height * width / 1e6)
 
     def fps_groups(self) -> dict[tuple[str, str], list[str]]:
         """(dataset, backbone) -> the trained variants timed together in one FPS job, in run order."""
@@ -315,9 +403,25 @@ class Plan:
             groups.setdefault((r.dataset, r.backbone), []).append(r.variant)
         return groups
 
+    def qualitative_preds(self) -> list[str]:
+        """Seed-0 prediction folders of the runs the qualitative strip shows (report/qualitative)."""
+        q = self.cfg["report"].get("qualitative", {})
+        return [self.layout.path("pred", seed=self.seeds[0], **r.__dict__) for r in self.runs
+                if r.variant in q.get("variants", []) and r.dataset == q.get("dataset")]
+
+    # ------------------------------------------------------------------ every file, from Layout
+    def run_files(self, kind: str) -> list[str]:
+        """One file per (run, seed): kind is "model", "metrics", "train_log" or "pred"."""
+        return [self.layout.path(kind, seed=s, **r.__dict__) for r in self.runs for s in self.seeds]
+
     def complexity_files(self) -> list[str]:
-        return [f"{self.dir}/complexity/{c.dataset}/{c.backbone}/{c.variant}@{c.height}x{c.width}.json"
-                for c in self.counts]
+        return [self.layout.path("complexity", **c.__dict__) for c in self.counts]
+
+    def fps_dirs(self) -> list[str]:
+        return [self.layout.path("fps_group", dataset=d, backbone=b) for d, b in self.fps_groups()]
+
+    def fps_files(self) -> list[str]:
+        return [self.layout.path("fps", **r.__dict__) for r in self.runs]
 
     def to_json(self) -> dict[str, Any]:
         """What the report CLIs need, written to results/<experiment>/plan.json by the workflow."""
@@ -329,23 +433,18 @@ class Plan:
             "test_sizes": {d: list(self.test_size(d)) for d in self.datasets},
             "runs": [r.__dict__ for r in self.runs],
             "counts": [c.__dict__ for c in self.counts],
-            "evaluate": self.cfg.get("evaluate", {}),
+            "evaluate": self.cfg["evaluate"],
             "fps": self.cfg.get("fps", {}),
-            "report": self.cfg.get("report", {}),
+            "report": self.cfg["report"],
             "description": self.cfg.get("description", ""),
             "config": self.cfg,
         }
 
 
-def _families_of_backbone(backbone: str) -> set[str]:
-    return {f for f, bbs in FAMILY_BACKBONES.items() if backbone in bbs}
-
-
 def load_plan(experiment: str, results: str = "results", **overrides) -> dict[str, Any]:
     """The plan of an experiment as the report CLIs see it: results/<exp>/plan.json when the workflow wrote
     one (it records --config overrides), else rebuilt from the config files."""
-    stem = Path(experiment).stem
-    written = Path(results) / stem / "plan.json"
+    written = Path(Layout(Path(results) / Path(experiment).stem).path("plan"))
     if written.exists() and not overrides:
         return json.loads(written.read_text())
     return Plan({"experiment": experiment, "results": results, **overrides}).to_json()

@@ -1,28 +1,22 @@
 # Params and GFLOPs (fvcore + the papers' convention) of one variant on one backbone at one input size.
-# Needs no data and no training: random weights count the same.
-
-
-def complexity_mem_mb(wildcards):
-    """Rough peak memory of one traced forward (CPU, float32, batch 1). Measured: PSPNet-101 at 1024x2048
-    (one frame) peaks at 2.7 GB, SD-CPC MiT-B5 at 480x853 (three frames) at 1.7 GB. Declaring it (with the
-    profile's mem_mb) keeps several heavy counts from running at once on a small machine."""
-    pixels = int(wildcards.height) * int(wildcards.width)
-    heavy = wildcards.backbone.startswith(("resnet", "pspnet", "hrnet"))
-    per_mpix = 2500 if heavy else 1500
-    return int(1000 + per_mpix * pixels / 1e6)
+# Needs no data and no training: random weights count the same. Each job declares its peak memory
+# (common/families.py), so the profile's mem_mb keeps heavy counts from running side by side.
 
 
 rule count_complexity:
     output:
-        f"{R}/complexity/{{dataset}}/{{backbone}}/{{variant}}@{{height}}x{{width}}.json",
-    params:
-        extra=REGISTRY_FLAG["metrics.complexity"],
+        L.pattern("complexity"),
     threads: JOB_SLOTS
     resources:
-        mem_mb=complexity_mem_mb,
+        mem_mb=lambda wc: PLAN.count_mem_mb(wc.backbone, int(wc.height), int(wc.width)),
     log:
-        f"{R}/logs/complexity/{{dataset}}/{{backbone}}/{{variant}}@{{height}}x{{width}}.log",
+        L.log("complexity", COUNT),
+    benchmark:
+        L.benchmark("complexity", COUNT)
+    conda:
+        CONDA_ENV
     shell:
-        "{THREAD_ENV} python -m metrics.complexity --variant {wildcards.variant} --backbone {wildcards.backbone}"
+        "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        " python -m metrics.complexity --variant {wildcards.variant} --backbone {wildcards.backbone}"
         " --dataset {wildcards.dataset} --height {wildcards.height} --width {wildcards.width}"
-        " --out {output} {params.extra} > {log} 2>&1"
+        " --out {output} > {log} 2>&1"

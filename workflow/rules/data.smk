@@ -1,38 +1,36 @@
-# Data: generate the synthetic set (when the experiment has no root for it), then check every dataset once.
+# Data: generate a dataset whose table row has a generator (when the experiment gives no root for it), then
+# check every dataset once. The check's stamp names the data it checked; training jobs hand it to
+# engine.train, so a checkpoint of a run on other data is never resumed.
 
 
-rule synthetic_data:
-    """A VSPW-layout synthetic tree with ground-truth flow (python -m videos.synthetic)."""
+rule generate_data:
+    """A generated tree: python -m GENERATOR, the module named by the dataset's row of videos/info.py."""
     output:
-        directory(f"{R}/data/synthetic"),
+        directory(L.pattern("generated")),
     params:
-        gen=" ".join(f"--{k.replace('_', '-')} {v}"
-                     for k, v in PLAN.datasets.get("synthetic", {}).get("generate", {}).items()),
+        generator=lambda wc: PLAN.generator(wc.dataset),
+        args=lambda wc: PLAN.generate_args(wc.dataset),
     log:
-        f"{R}/logs/data/synthetic.log",
+        L.log("data", "{dataset}.generate"),
+    benchmark:
+        L.benchmark("data", "{dataset}.generate")
+    conda:
+        CONDA_ENV
     shell:
-        "{THREAD_ENV} python -m videos.synthetic --out {output} {params.gen} > {log} 2>&1"
-
-
-def dataset_input(wildcards):
-    """The generated tree is an input of the check; a real root is the user's, not a workflow output."""
-    if wildcards.dataset == "synthetic" and PLAN.roots["synthetic"] == f"{R}/data/synthetic":
-        return [f"{R}/data/synthetic"]
-    return []
+        "python -m {params.generator} --out {output} {params.args} > {log} 2>&1"
 
 
 rule check_data:
     """python -m videos.check: one line per problem and a failed job, before any training starts."""
     input:
-        dataset_input,
+        PLAN.generated_input,
     output:
-        f"{R}/data/{{dataset}}.checked",
+        L.pattern("checked"),
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
     log:
-        f"{R}/logs/data/{{dataset}}.check.log",
+        L.log("data", "{dataset}.check"),
+    conda:
+        CONDA_ENV
     shell:
-        # the stamp names the data it checked (root + hash of the generator's meta.json): training jobs use it
-        # to tell a resumable checkpoint from one of a run on other data
-        "python -m videos.check --dataset {wildcards.dataset} --root {params.root} > {log} 2>&1"
-        " && {{ echo {params.root}; cat {params.root}/meta.json 2>/dev/null | sha256sum; }} > {output}"
+        "python -m videos.check --dataset {wildcards.dataset} --root {params.root} --stamp {output} > {log} 2>&1"

@@ -1,28 +1,29 @@
-# Per trained run: predict the split (PNG folder, atomic) and score it (mIoU, WIoU, mVC8, mVC16, TC), in one
-# process (engine.validate = engine.infer then metrics.evaluate; one torch start-up per run, not two).
+# Per trained run: predict the split (PNG folder, atomic) and score it (every metric of metrics/info.py), in
+# one process (engine.validate = engine.infer then metrics.evaluate; one torch start-up per run, not two).
 
 
 rule evaluate:
     input:
-        model=f"{R}/runs/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}/model.pt",
-        data=f"{R}/data/{{dataset}}.checked",
+        model=L.pattern("model"),
+        data=L.pattern("checked"),
     output:
-        pred=directory(f"{R}/runs/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}/pred"),
-        metrics=f"{R}/runs/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}/metrics.json",
+        pred=directory(L.pattern("pred")),
+        metrics=L.pattern("metrics"),
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
-        split=EVAL.get("split", "val"),
-        flow=EVAL.get("tc_flow", "gt"),
-        vc=(f"--vc-min-frames {EVAL['vc_min_frames']}" if "vc_min_frames" in EVAL else "")
-        + (f" --tc-videos {EVAL['tc_videos']}" if "tc_videos" in EVAL else ""),
-        extra=REGISTRY_FLAG["engine.infer"],
+        args=PLAN.evaluate_args(),
+        scale=lambda wc: PLAN.test_scale_args(wc.dataset),
     threads: JOB_SLOTS
     resources:
         gpu=GPUS,
-        mem_mb=TRAIN.get("mem_mb", 2000),
+        mem_mb=PLAN.cfg["train"]["mem_mb"],
     log:
-        f"{R}/logs/evaluate/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}.log",
+        L.log("evaluate", RUN),
+    benchmark:
+        L.benchmark("evaluate", RUN)
+    conda:
+        CONDA_ENV
     shell:
-        "{THREAD_ENV} python -m engine.validate --checkpoint {input.model} --dataset {wildcards.dataset}"
-        " --root {params.root} --split {params.split} --pred {output.pred} --out {output.metrics}"
-        " --tc-flow {params.flow} {params.vc} {params.extra} > {log} 2>&1"
+        "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        " python -m engine.validate --checkpoint {input.model} --dataset {wildcards.dataset} --root {params.root}"
+        " --pred {output.pred} --out {output.metrics} {params.args} {params.scale} > {log} 2>&1"

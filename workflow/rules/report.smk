@@ -1,67 +1,73 @@
-# Tables (CSV + LaTeX + paper_diff.csv) and plots from every result of the experiment.
+# Tables (CSV + LaTeX + paper_diff.csv) and plots from every result of the experiment. The report CLIs read
+# the plan (plan.json) and find every result through the same path templates (workflow/plan.py Layout).
 import json as _json
 
-PLAN_JSON = _json.dumps(PLAN.to_json(), sort_keys=True)
 from reports.paper import TABLES as _PAPER_TABLES
+from reports import PLOTS as _PLOTS
 
-TABLES = [f"{R}/tables/{name}.{ext}" for name in (*_PAPER_TABLES, "cross", "complexity") for ext in ("csv", "tex")]
-TABLES += [f"{R}/tables/{name}" for name in ("paper_diff.csv", "tables.tex", "provenance.json")]
-PLOTS = [f"{R}/plots/{name}.{ext}" for name in ("tradeoff", "p_sweep", "ablation", "training", "qualitative")
-         for ext in ("png", "pdf")]
+TABLES = [L.path("table", name=f"{name}.{ext}") for name in (*_PAPER_TABLES, "cross", "complexity")
+          for ext in ("csv", "tex")]
+TABLES += [L.path("table", name=name) for name in ("paper_diff.csv", "tables.tex", "provenance.json")]
+PLOTS = [L.path("plot", name=f"{name}.{ext}") for name in _PLOTS for ext in ("png", "pdf")]
 
 
 rule plan:
     """The resolved experiment (with --config overrides) for the report CLIs; rewritten only when it changes
     (Snakemake reruns a job whose params changed)."""
     output:
-        f"{R}/plan.json",
+        L.path("plan"),
     params:
-        plan=PLAN_JSON,
+        plan=_json.dumps(PLAN.to_json(), sort_keys=True),
+    log:
+        L.log("report", "plan"),
     run:
         from common.io import write_text
 
-        write_text(output[0], params.plan + "\n")
-
-
-def qualitative_preds(wildcards=None):
-    """Seed-0 predictions of the variants the qualitative strip shows (those this experiment trains)."""
-    q = PLAN.cfg.get("report", {}).get("qualitative", {})
-    want = q.get("variants", [])
-    seed = PLAN.seeds[0]
-    return [f"{PLAN.run_dir(r, seed)}/pred" for r in PLAN.runs
-            if r.variant in want and r.dataset == q.get("dataset")]
+        write_text(output[0], f"{params.plan}\n")
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule report_tables:
     input:
-        plan=f"{R}/plan.json",
+        plan=L.path("plan"),
         reported="config/paper/reported.csv",
-        metrics=PLAN.metrics_files(),
+        metrics=PLAN.run_files("metrics"),
         complexity=PLAN.complexity_files(),
-        fps=PLAN.fps_files(),
+        fps=PLAN.fps_dirs(),
     output:
         TABLES,
+    params:
+        experiment=PLAN.experiment,
+        results=PLAN.results,
     log:
-        f"{R}/logs/report/tables.log",
+        L.log("report", "tables"),
+    conda:
+        CONDA_ENV
     shell:
-        "python -m reports.tables --experiment {PLAN.experiment} --results {PLAN.results} > {log} 2>&1"
+        "python -m reports.tables --experiment {params.experiment} --results {params.results} > {log} 2>&1"
 
 
 rule report_plots:
     input:
-        plan=f"{R}/plan.json",
+        plan=L.path("plan"),
         reported="config/paper/reported.csv",
-        metrics=PLAN.metrics_files(),
-        logs=PLAN.train_logs(),
+        metrics=PLAN.run_files("metrics"),
+        logs=PLAN.run_files("train_log"),
         complexity=PLAN.complexity_files(),
-        fps=PLAN.fps_files(),
-        preds=qualitative_preds,
+        fps=PLAN.fps_dirs(),
+        preds=PLAN.qualitative_preds(),
     output:
         PLOTS,
+    params:
+        experiment=PLAN.experiment,
+        results=PLAN.results,
     log:
-        f"{R}/logs/report/plots.log",
+        L.log("report", "plots"),
+    conda:
+        CONDA_ENV
     shell:
-        "MPLBACKEND=Agg python -m reports.plots --experiment {PLAN.experiment} --results {PLAN.results} > {log} 2>&1"
+        "MPLBACKEND=Agg python -m reports.plots --experiment {params.experiment} --results {params.results}"
+        " > {log} 2>&1"
 
 
 rule tables:

@@ -1,40 +1,32 @@
-import json
-import shlex
-
 # Training: one job per (dataset, backbone, variant, seed). engine.train checkpoints every K iterations into
-# the run folder; checkpoint.pt is not a declared output, so an interrupted job resumes from it. When the job
-# reruns because its settings or data changed, the old checkpoint would be resumed (or refused by
-# engine.train): the job keeps a fingerprint of what it trains (.train_fingerprint) and drops a checkpoint
-# written under another one.
+# the run folder; checkpoint.pt is not a declared output, so an interrupted job resumes from it. A job that
+# reruns because its settings or its data changed finds a checkpoint written under other settings:
+# --on-mismatch restart drops it (engine.train compares the training config and the data stamp).
 
 
 rule train:
     input:
-        data=f"{R}/data/{{dataset}}.checked",
+        data=L.pattern("checked"),
     output:
-        model=f"{R}/runs/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}/model.pt",
-        log=f"{R}/runs/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}/train_log.csv",
+        model=L.pattern("model"),
+        log=L.pattern("train_log"),
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
-        out=lambda wc, output: os.path.dirname(output.model),
-        iters=TRAIN.get("iters", 1000),
-        every=TRAIN.get("checkpoint_every", 500),
-        cfgfile=TRAIN.get("config") or "/dev/null",
-        extra=(f"--config {TRAIN['config']}" if TRAIN.get("config") else "")
-        + "".join(f" --{k.replace('_', '-')} {shlex.quote(json.dumps(v))}" for k, v in TRAIN.get("options", {}).items())
-        + " " + REGISTRY_FLAG["engine.train"],
+        out=lambda wc: L.path("run", **wc),
+        args=PLAN.train_args(),
     threads: JOB_SLOTS
     resources:
         gpu=GPUS,
-        mem_mb=TRAIN.get("mem_mb", 2000),
-        runtime=TRAIN.get("runtime_min", 60),
+        mem_mb=PLAN.cfg["train"]["mem_mb"],
+        runtime=PLAN.cfg["train"]["runtime_min"],
     log:
-        f"{R}/logs/train/{{dataset}}/{{backbone}}/{{variant}}/seed{{seed}}.log",
+        L.log("train", RUN),
+    benchmark:
+        L.benchmark("train", RUN)
+    conda:
+        CONDA_ENV
     shell:
-        "fp=\"$(cat {input.data}) iters={params.iters} $(cat {params.cfgfile} 2>/dev/null | sha256sum)"
-        " {params.extra}\"; cd_out={params.out}; mkdir -p $cd_out;"
-        " if [ \"$(cat $cd_out/.train_fingerprint 2>/dev/null)\" != \"$fp\" ]; then rm -f $cd_out/checkpoint.pt; fi;"
-        " echo \"$fp\" > $cd_out/.train_fingerprint;"
-        " {THREAD_ENV} python -m engine.train --variant {wildcards.variant} --backbone {wildcards.backbone}"
-        " --dataset {wildcards.dataset} --root {params.root} --out {params.out} --iters {params.iters}"
-        " --seed {wildcards.seed} --checkpoint-every {params.every} {params.extra} > {log} 2>&1"
+        "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
+        " python -m engine.train --variant {wildcards.variant} --backbone {wildcards.backbone}"
+        " --dataset {wildcards.dataset} --root {params.root} --out {params.out} --seed {wildcards.seed}"
+        " --data-stamp {input.data} --on-mismatch restart {params.args} > {log} 2>&1"
