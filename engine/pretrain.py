@@ -42,13 +42,12 @@ LAYOUTS = {"mit": "official SegFormer mit_b*.pth", "resnet": "mmcv ResNetV1c", "
 
 
 def encoder_module(model: torch.nn.Module, backbone: str) -> torch.nn.Module:
-    """The part of a built model that ImageNet weights would initialise (for PSPNet: the dilated ResNet)."""
-    from engine.schedule import backbone_module
-
-    body = backbone_module(model)
-    if body is None:
-        raise InputError(f"{type(model).__name__} exposes no backbone module to export")
-    return body.resnet if BACKBONES[backbone].kind == "pspnet" else body
+    """The part of a built model that ImageNet weights initialise: its ``backbone`` learning-rate group
+    (docs/architecture.md; for PSPNet the dilated ResNet without the new pyramid pooling module)."""
+    parts = model.lr_groups().get("backbone", []) if hasattr(model, "lr_groups") else []
+    if len(parts) != 1:
+        raise InputError(f"{type(model).__name__} declares no single backbone module to export")
+    return parts[0]
 
 
 def encoder_checkpoint(model: torch.nn.Module, backbone: str, meta: dict) -> tuple[object, int]:
@@ -68,7 +67,7 @@ def _features(module: torch.nn.Module, x: torch.Tensor):
 def verify(model: torch.nn.Module, variant, backbone: str, num_classes: int, path: Path) -> float:
     """Load ``path`` into a freshly built model the way a fine-tuning run does; return the largest absolute
     difference between its encoder's features and the trained model's on one random input."""
-    from engine.train import load_pretrained
+    from models.pretrained import load_pretrained
     from models.registry import build_model
 
     torch.manual_seed(12345)   # another initialisation: only what the file holds can make them agree

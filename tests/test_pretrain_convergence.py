@@ -117,9 +117,9 @@ def test_pretrain_writes_the_public_layouts_and_every_run_loads_them(tree, tmp_p
     meta = ckpt_io.load_model_file(run / "model.pt")
     assert "mit_b0.pth" in meta["provenance"]["backbone_init"]
     fresh = build_model(get_variant("sdcpc"), "mit_b0", 4)
-    from engine.train import load_pretrained
+    from models.pretrained import load_pretrained
 
-    load_pretrained(fresh, mit / "mit_b0.pth", "mit_b0")
+    load_pretrained(fresh, mit / "mit_b0.pth", "mit_b0")   # strict: every encoder tensor from the file
     assert torch.equal(fresh.backbone.patch_embed1.proj.weight, trained["backbone.patch_embed1.proj.weight"])
 
     res = tmp_path / "r18"
