@@ -308,7 +308,8 @@ def claims_tex(df: pd.DataFrame, caption: str) -> str:
         if not _missing(rec.get("ours_low")):
             ours += f" [{float(rec['ours_low']):+.2f}, {float(rec['ours_high']):+.2f}]"
         n = DASH if _missing(rec.get("n_a")) else f"{int(rec['n_a'])}/{int(rec['n_b'])}"
-        body.append([tex_escape(rec["claim"]), tex_escape(rec["metric"]), tex_escape(rec["table"].replace("_", " ")),
+        body.append([tex_escape(rec["claim"]).replace(">", "$>$"), tex_escape(rec["metric"]),
+                     tex_escape(rec["table"].replace("_", " ")),
                      f"{float(rec['paper_diff']):+.2f}", ours,
                      DASH if _missing(rec.get("p")) else f"{float(rec['p']):.3f}", n, tex_escape(rec["verdict"])])
     frame = pd.DataFrame(body, columns=["Claim", "Metric", "Table", "Paper", r"Ours [95\% CI]", "p", "n",
