@@ -5,6 +5,7 @@
 
 rule generate_data:
     """A generated tree: python -m GENERATOR, the module named by the dataset's row of videos/info.py."""
+    priority: 100
     output:
         directory(L.pattern("generated")),
     params:
@@ -22,6 +23,7 @@ rule generate_data:
 
 rule check_data:
     """python -m videos.check: one line per problem and a failed job, before any training starts."""
+    priority: 100
     input:
         PLAN.generated_input,
     output:

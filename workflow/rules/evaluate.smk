@@ -3,6 +3,7 @@
 
 
 rule evaluate:
+    priority: 40
     input:
         model=L.pattern("model"),
         data=L.pattern("checked"),

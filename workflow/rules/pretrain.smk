@@ -3,9 +3,12 @@
 # and writes its encoder in the backbone's public checkpoint layout (engine/pretrain.py: the official
 # SegFormer mit_b*.pth keys, mmcv's ResNetV1c keys). Every run on that backbone then starts from the file
 # through engine.train --pretrained, the strict loader a downloaded mit_b1.pth goes through.
+# Priorities: the data, the encoders and then training are the critical path of a run (every training job
+# waits for its encoder); the complexity counts and the FPS timings need neither and fill the cores after.
 
 
 rule pretrain:
+    priority: 100
     input:
         data=L.pattern("checked"),
     output:

@@ -8,6 +8,7 @@
 
 
 rule train:
+    priority: 50
     input:
         data=L.pattern("checked"),
         pretrained=PLAN.pretrained_input,
