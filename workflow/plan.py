@@ -20,14 +20,13 @@ import copy
 import json
 import re
 import shlex
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common.codeversion import code_version
 from common.families import BACKBONES, FAMILIES, families_of_backbone, family_backbones
 from common.inputs import load_yaml
 from common.options import check_run_options
@@ -155,6 +154,11 @@ def experiment_schema() -> dict:
     names = {"dataset": list(DATASETS), "backbone": list(BACKBONES), "family": list(FAMILIES)}
     for key, values in names.items():
         schema["$defs"][key]["enum"] = values
+    # train/families/<family>: train's own keys but `families`, without defaults (an unset key is train's)
+    train = schema["properties"]["train"]["properties"]
+    schema["properties"]["train"]["properties"]["families"]["additionalProperties"] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {k: {a: b for a, b in v.items() if a != "default"} for k, v in train.items() if k != "families"}}
     return schema
 
 
@@ -197,17 +201,6 @@ def _parse_resolution(text: str, where: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def gpu_count() -> int:
-    """GPUs visible to jobs (nvidia-smi), 0 on a CPU machine; decides the rules' `gpu` resource."""
-    if not shutil.which("nvidia-smi"):
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-        return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-    except (OSError, subprocess.SubprocessError):
-        return 0
-
-
 def _flags(settings: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
     """``{checkpoint_every: 2}`` -> ``--checkpoint-every 2``, for the keys that are set (and given)."""
     return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in settings.items()
@@ -243,17 +236,19 @@ class Plan:
         except RegistryError as e:
             raise PlanError(str(e)) from None
 
-        opts = self.cfg["train"].get("options", {})
         try:  # engine/config.py imports no torch; its fields are the flags engine.train takes
             import dataclasses
 
             from engine.config import TrainConfig
 
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
-            bad = sorted(set(opts) - fields)
-            if bad:
-                raise PlanError(f"{where}: train/options: unknown training option(s) {', '.join(bad)} "
-                                f"(known: {', '.join(sorted(fields))})")
+            blocks = {"train": self.cfg["train"], **{f"train/families/{fam}": block for fam, block
+                                                      in self.cfg["train"].get("families", {}).items()}}
+            for key, block in blocks.items():
+                bad = sorted(set(block.get("options", {})) - fields)
+                if bad:
+                    raise PlanError(f"{where}: {key}/options: unknown training option(s) {', '.join(bad)} "
+                                    f"(known: {', '.join(sorted(fields))})")
         except ImportError:
             pass
         self.seeds: list[int] = list(self.cfg["seeds"])
@@ -298,8 +293,13 @@ class Plan:
         for r in self.runs:
             h, w = self.test_size(r.dataset)
             self._add_count(Count(r.dataset, r.backbone, r.variant, h, w))
-        check_run_options(self.variants, self.cfg.get("train"), [(r.dataset, r.variant) for r in self.runs], where,
-                          PlanError, self.variants_file, [c.variant for c in self.counts])  # torch-free, one line
+        # torch-free, one line; each family's runs with that family's settings
+        for fam in dict.fromkeys([self.family(r.variant) for r in self.runs] + [self.family(c.variant)
+                                                                                 for c in self.counts]):
+            check_run_options(self.variants, self.train_settings(fam),
+                              [(r.dataset, r.variant) for r in self.runs if self.family(r.variant) == fam], where,
+                              PlanError, self.variants_file,
+                              [c.variant for c in self.counts if self.family(c.variant) == fam])
 
     # ------------------------------------------------------------------ selection and checks
     def _check_names(self, names, where):
@@ -370,13 +370,48 @@ class Plan:
         """The generator's flags, from ``datasets/<name>/generate`` (its own defaults for the rest)."""
         return _flags(self.datasets[dataset].get("generate", {}))
 
-    def train_args(self) -> str:
-        """engine.train flags from the experiment's ``train`` block: only what it sets, so engine/config.py
-        (TrainConfig and the dataset's row) is the one place of every training default."""
-        t = self.cfg["train"]
+    # ------------------------------------------------------------------ training, per family
+    def family(self, variant: str) -> str:
+        return self.variants[variant].family
+
+    def train_settings(self, family: str) -> dict[str, Any]:
+        """The experiment's ``train`` block as a family's jobs see it: ``train/families/<family>`` merged over
+        the rest (mappings such as ``options`` key by key)."""
+        t = {k: v for k, v in self.cfg["train"].items() if k != "families"}
+        return _deep_merge(t, self.cfg["train"].get("families", {}).get(family, {}))
+
+    def train_args(self, family: str) -> str:
+        """engine.train flags from the family's ``train`` settings: only what they set, so engine/config.py
+        (TrainConfig and the dataset's row) is the one place of every training default. Quoted for a shell."""
+        t = self.train_settings(family)
         args = [_flags(t, ("iters", "checkpoint_every", "config"))]
         args += [f"--{k.replace('_', '-')} {shlex.quote(json.dumps(v))}" for k, v in t.get("options", {}).items()]
         return " ".join(a for a in args if a)
+
+    def train_gpus(self, family: str) -> int:
+        """GPUs one training job of the family holds (the `gpu` resource): the experiment's, never the
+        submitting host's."""
+        return int(self.train_settings(family)["gpus"])
+
+    def train_launcher(self, family: str) -> list[str]:
+        """The command that starts engine.train: one process, or torchrun with one process per GPU (DDP;
+        engine.train reads torchrun's RANK/WORLD_SIZE). ``--standalone``: a single-node rendezvous on a free
+        port, so two jobs on one node never collide."""
+        n = self.train_gpus(family)
+        return ["torchrun", "--standalone", f"--nproc_per_node={n}"] if n > 1 else ["python"]
+
+    def run_gpus(self, variants: list[str] | str) -> int:
+        """GPUs of an evaluation or timing job: one where its runs trained on GPUs, else none."""
+        names = [variants] if isinstance(variants, str) else variants
+        return int(any(self.train_gpus(self.family(v)) > 0 for v in names))
+
+    def model_identity(self, variant: str) -> str:
+        """What a variant's jobs depend on besides their files: its resolved definition (family, references,
+        options: not its label or tables) and its family's code version (common/codeversion.py). A job param,
+        so a changed registry entry or model module reruns exactly that variant's jobs; no path is in it."""
+        v = self.variants[variant]
+        return json.dumps({"family": v.family, "ref_offsets": list(v.ref_offsets), "options": v.options,
+                           "code": code_version(v.family)}, sort_keys=True)
 
     def evaluate_args(self) -> str:
         """engine.validate / metrics.evaluate flags from the ``evaluate`` block."""
@@ -384,6 +419,11 @@ class Plan:
 
     def fps_args(self) -> str:
         return _flags(self.cfg.get("fps", {}), ("warmup", "iters"))
+
+    def group_identity(self, dataset: str, backbone: str) -> str:
+        """The model identities of an FPS group's variants (a changed one times the group again)."""
+        return json.dumps({v: self.model_identity(v) for v in self.fps_groups()[(dataset, backbone)]},
+                          sort_keys=True)
 
     @staticmethod
     def count_mem_mb(backbone: str, height: int, width: int) -> int:
@@ -434,6 +474,19 @@ class Plan:
             "description": self.cfg.get("description", ""),
             "config": self.cfg,
         }
+
+
+def report_entry(path: str, titles: dict[str, str]) -> dict[str, Any] | None:
+    """How ``snakemake --report`` shows a result file: ``report()``'s caption (workflow/report/<kind>.rst,
+    relative to workflow/rules/), category and labels for a CSV table or PNG plot; None for the rest (LaTeX,
+    PDF, provenance). ``titles``: paper table id -> title (reports/paper.py)."""
+    stem, ext = Path(path).stem, Path(path).suffix
+    if ext == ".csv":
+        caption = "paper_table" if stem in titles else stem
+        return {"caption": f"../report/{caption}.rst", "category": "Tables", "labels": {"table": titles.get(stem, stem)}}
+    if ext == ".png":
+        return {"caption": f"../report/{stem}.rst", "category": "Plots", "labels": {"figure": stem}}
+    return None
 
 
 def load_plan(experiment: str, results: str = "results", **overrides) -> dict[str, Any]:
