@@ -243,3 +243,24 @@ def test_results_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     assert stat.S_IMODE((tmp_path / "sub" / "a.json").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == dir_mode
     assert stat.S_IMODE((tmp_path / "pred").stat().st_mode) == dir_mode
+
+
+def test_sync_batchnorm_conversion_keeps_the_optimizers_parameters():
+    """Under DDP on CUDA engine.train converts BatchNorm to SyncBatchNorm after building the optimizer and
+    restoring a checkpoint: the converted model must train the very parameters the optimizer holds, keep
+    the state-dict keys (model.pt rebuilds with plain BatchNorm) and leave no plain BatchNorm behind."""
+    import torch
+
+    from engine.schedule import param_groups
+    from models.registry import build_model
+
+    model = build_model("msaf_baseline", "resnet18", 4)
+    groups = param_groups(model, 6e-5, 10.0, 0.01, True)
+    optimizer = torch.optim.AdamW(groups, lr=6e-5)
+    keys = list(model.state_dict())
+    bn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert bn > 0 and sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == bn
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in synced.modules())
+    assert {id(p) for p in synced.parameters() if p.requires_grad} == held and list(synced.state_dict()) == keys
