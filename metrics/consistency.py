@@ -8,7 +8,9 @@ official loop is ``for i in range(N - K)``. In window i,
     VC_i = |GP_i| / |G_i|            (NaN when |G_i| = 0: dropped by the final nan-mean).
 mVC_K = nan-mean of VC_i over all windows of all eligible videos, pooled (not a mean of per-video means).
 Ignore pixels are not excluded (255 == 255 is "unchanged"). Eligible: N >= min_frames; the CFFM scripts skip
-videos with N <= 16 for both K, hence the default min_frames = 17.
+videos with N <= 16 for both K, hence the default min_frames = 17. The official VSPW_code script differs in
+two ways (VC_CONVENTIONS, selected with ``convention="official"``): it compares the raw masks and pools a video
+into K when N > K.
 
 How it streams. Instead of re-comparing K frames per window (O(N K)), keep per pixel how many consecutive
 frame-to-frame equalities end at the current frame:
@@ -128,29 +130,57 @@ def _advance(run: np.ndarray, unchanged: np.ndarray, cap: int) -> None:
     np.multiply(run, unchanged, out=run)
 
 
-class VideoConsistency:
-    """Pooled mVC over a split. ``start_video()`` -> stream; ``add_video(stream.finish())``; ``scores()``."""
+# The two reference scripts (docs/protocol.md, "mVC conventions"): what the ground truth is compared as, and
+# which videos a window length pools. Both use the N - K windows of ``range(N - K)`` and the pooled nan-mean.
+VC_CONVENTIONS = {
+    "cffm": "CFFM/MRCFA VC_perclip.py: remapped ground truth (raw 0 'others' and 255 void are both ignore, so "
+            "0 <-> 255 is no change); a video enters every K when N >= min_frames (default 17: skip N <= 16)",
+    "official": "official VSPW_code VC_perclip.py: raw ground truth (0 and 255 differ, so 0 <-> 255 counts as a "
+            "change); a video enters window length K when N > K",
+}
 
-    def __init__(self, window_lengths=DEFAULT_WINDOW_LENGTHS, min_frames: int = DEFAULT_MIN_FRAMES):
+
+class VideoConsistency:
+    """Pooled mVC over a split. ``start_video()`` -> stream; ``add_video(stream.finish())``; ``scores()``.
+
+    ``convention`` (VC_CONVENTIONS) sets eligibility: "cffm" pools a video into every K when it has at least
+    ``min_frames`` frames, "official" into each K with N > K. What the ground truth is compared as (remapped or
+    raw) is the caller's choice of labels."""
+
+    def __init__(self, window_lengths=DEFAULT_WINDOW_LENGTHS, min_frames: int = DEFAULT_MIN_FRAMES,
+                 convention: str = "cffm"):
+        if convention not in VC_CONVENTIONS:
+            raise ValueError(f"unknown mVC convention '{convention}' (known: {', '.join(VC_CONVENTIONS)})")
         self.window_lengths = tuple(sorted(set(int(k) for k in window_lengths)))
         self.min_frames = int(min_frames)
+        self.convention = convention
         self.tallies = {k: WindowTally() for k in self.window_lengths}
+        self.videos_per_window = {k: 0 for k in self.window_lengths}
         self.videos = 0
         self.skipped_videos = 0
 
     def start_video(self) -> VideoConsistencyStream:
         return VideoConsistencyStream(self.window_lengths)
 
-    def eligible(self, num_frames: int) -> bool:
-        return num_frames >= self.min_frames
+    def min_frames_for(self, k: int) -> int:
+        """Fewest frames a video needs to be pooled into window length K."""
+        return k + 1 if self.convention == "official" else self.min_frames
+
+    def eligible(self, num_frames: int, k: int | None = None) -> bool:
+        """Pooled into window length K (any K when None)?"""
+        lengths = self.window_lengths if k is None else (k,)
+        return any(num_frames >= self.min_frames_for(n) for n in lengths)
 
     def add_video(self, windows: VideoWindows) -> bool:
-        """Pool a finished video's windows; returns False (and counts it skipped) when it is too short."""
+        """Pool a finished video's windows into each eligible K; returns False (and counts it skipped) when
+        it is too short for every K."""
         if not self.eligible(windows.num_frames):
             self.skipped_videos += 1
             return False
         for k in self.window_lengths:
-            self.tallies[k].add(windows.tallies[k])
+            if self.eligible(windows.num_frames, k):
+                self.tallies[k].add(windows.tallies[k])
+                self.videos_per_window[k] += 1
         self.videos += 1
         return True
 

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 IGNORE_INDEX = 255
-_LEVELS = 256  # labels are compared as uint8 values; anything else is range-checked first
+_LEVELS = 256
+
+# Which classes the mean runs over, by the benchmark that uses each rule (videos.info names one per dataset):
+# convention -> (SegmentationScores field, definition as written into metrics.json and table captions)
+MIOU_CONVENTIONS = {
+    "present": ("miou", "mean IoU over the classes present in the ground truth (VSPW/CFFM evaluator)"),
+    "union": ("miou_mmseg", "mean IoU over the classes with a non-empty union, a class only predicted counting 0 "
+                            "(cityscapesscripts, mmsegmentation)"),
+}  # labels are compared as uint8 values; anything else is range-checked first
 
 
 class LabelRangeError(ValueError):

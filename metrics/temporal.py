@@ -49,6 +49,17 @@ def warp_nearest(labels_next, flow, valid=None) -> tuple[np.ndarray, np.ndarray]
     return warped, inside
 
 
+def reads_unlabelled_frames(ds) -> bool:
+    """Which frames TC reads (docs/protocol.md, "TC: which pairs"): on a sparsely labelled set (Cityscapes,
+    CamVid, a sparse synthetic tree) every frame of each snippet, unlabelled ones included (ETC's eval_tc.py);
+    on a densely labelled one its labelled frames, which are every frame (VSPW's TC_cal.py; a frame whose
+    mask is missing only drops the two pairs around it). The reader says whether its tree is dense."""
+    from videos.info import DATASETS
+
+    dense = getattr(ds, "dense", None)
+    return not (DATASETS[ds.name].annotated == "dense" if dense is None else dense)
+
+
 class TemporalConsistency:
     """Streaming TC over pairs. ``update(pred_t, pred_next, flow, valid)`` per consecutive pair."""
 

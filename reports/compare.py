@@ -4,8 +4,10 @@
     rows[0].cells["mIoU"]                             # Cell: paper, ours, std, status, reason, run, device
 
 A cell's status is one of STATUSES: "match" / "deviates" only ever compare like with like (same variant,
-backbone, dataset and input size, within the tolerance of config/paper/reported.csv); "not comparable"
-when ours exists but measures something else (say why in ``reason``); "not run" when we have no number.
+backbone, dataset and input size, within the tolerance of config/paper/reported.csv); "config check" for a
+tick box of the paper (MSAF Table 3) the registry's options agree with (a check of the configuration, not a
+reproduced number, so counted apart); "not comparable" when ours exists but measures something else (say
+why in ``reason``); "not run" when we have no number.
 How ours is measured depends on the column's ``source`` (reports.paper.Column): one function per source.
 Reading the results is reports/results.py; printing them is reports/latex.py.
 """
@@ -21,7 +23,10 @@ from metrics.info import METRICS
 from reports import paper as P
 from reports.results import Key, Measured, mean_std
 
-STATUSES = ("match", "deviates", "not comparable", "not run")
+STATUSES = ("match", "deviates", "config check", "not comparable", "not run")
+# an FPS ratio whose two timings spread (IQR / median, summed) wider than this is flagged: the spread is then
+# as wide as the ratio's own tolerance (reports.paper.FPS_RATIO_TOLERANCE) and the verdict means little
+FPS_SPREAD_LIMIT = 0.15
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Cell:
     run: tuple[str, str] | None = None   # (dataset, backbone) ours was measured on
     device: str | None = None            # FPS cells: the machine
     flow: str | None = None              # TC cells: the flow source
+    unstable_timing: bool = False        # FPS ratio cells: the two timings spread wider than FPS_SPREAD_LIMIT
 
     @property
     def delta(self) -> float | None:
@@ -113,8 +119,10 @@ def _metrics(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
         _shown(cell, mean, col.never_compared, std, n, src)
     else:
         _score(cell, mean, std, n, src)
-        if tc and meas.flow.get(use) not in (None, "gt"):
-            cell.reason = f"flow source differs: ours {meas.flow.get(use)}, paper a learned flow"
+        flow = meas.flow.get(use) or ""
+        if tc and cell.status in ("match", "deviates") and not flow.startswith("learned"):
+            # the papers warped with learned flow (FlowNet2, RAFT): TC under another flow is another number
+            _shown(cell, mean, f"flow source differs: ours {flow}, the paper a learned flow", std, n, src)
 
 
 def _complexity(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
@@ -168,9 +176,18 @@ def _fps_ratio(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
     if not exact:
         _shown(cell, ratio, f"ours measured on {pick[0][0]}/{pick[0][1]}", src=src)
         return
+    if row.get("not_comparable"):   # the paper's own ratio divides timings from two devices
+        _shown(cell, ratio, row["not_comparable"], src=src)
+        return
     _score(cell, ratio, src=src)
     if cell.status == "deviates":
         cell.reason = "ratio to the baseline on another device and input size may differ"
+    spreads = [fps[k].get("spread") for k in pick]
+    if None not in spreads and sum(spreads) > FPS_SPREAD_LIMIT:
+        flag = (f"timing spread large: FPS IQR {100 * spreads[0]:.0f}% and {100 * spreads[1]:.0f}% of the "
+                f"median (over {100 * FPS_SPREAD_LIMIT:.0f}% together), the ratio is uncertain")
+        cell.reason = "; ".join(r for r in (flag, cell.reason) if r)
+        cell.unstable_timing = True
 
 
 def _gain(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
@@ -193,6 +210,10 @@ def _gain(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
 
 def _options(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
     _score(cell, float(P.OPTION_MARKS[col.key](ctx.variants[row["variant"]].options)), src="registry options")
+    if cell.status == "match":
+        cell.status, cell.reason = "config check", "the registry's options agree with the paper's tick box"
+    elif cell.status == "deviates":
+        cell.reason = "the registry's options contradict the paper's tick box"
 
 
 MEASURE: dict[str, Callable[[Cell, dict, P.Column, Context], None]] = {

@@ -17,13 +17,21 @@ import pandas as pd
 from common.families import backbone_label
 from metrics.info import METRICS
 from reports import paper as P
-from reports.compare import Cell, PaperRow
-from videos.info import dataset_label
+from reports.compare import FPS_SPREAD_LIMIT, Cell, PaperRow
+from videos.info import DATASETS, dataset_label
 
 COUNTING = "fvcore, 1 multiply-add = 1 FLOP, batch 1, the whole test clip (every frame the method reads)"
 WIDE_COLUMNS = 14   # tables with more printed columns are set in \footnotesize with narrower gaps
 LONG_ROWS = 30      # tables with more rows break across pages (longtable) instead of floating
 DASH = "--"
+
+
+def miou_definition(dataset: str) -> str:
+    """How the dataset's own benchmark averages mIoU (videos.info ``miou_convention``), in words."""
+    from metrics.segmentation import MIOU_CONVENTIONS
+
+    info = DATASETS.get(dataset)
+    return MIOU_CONVENTIONS[info.miou_convention if info else "present"][1]
 
 
 def convention(gflops_key: str) -> str:
@@ -161,6 +169,8 @@ def paper_tex(table: str, cols: list[str], rows: list[PaperRow], variants: dict,
                     o = _bold(o)
                 if cell.status == "not comparable":
                     o = r"\textcolor{gray}{" + o + "}"
+                if cell.unstable_timing:
+                    o += r"$^\S$"
             line += [p, o, number(cell.delta, d, sign=True)]
         body.append(line)
     df = pd.DataFrame(body, columns=pd.MultiIndex.from_tuples(header))
@@ -194,6 +204,9 @@ def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict,
         parts.append(f"FPS: {tex_escape(', '.join(devices)) if devices else 'not measured in this experiment'}"
                      + ("; absolute FPS is never compared across devices, FPS ratio = the row over the table's "
                         "baseline on the same machine." if devices else "."))
+    if any(P.COLUMNS[c].key == METRICS["mIoU"].key for c in cols):
+        parts.append(f"mIoU: {tex_escape(miou_definition(info.dataset))}, as the {dataset_label(info.dataset)} "
+                     "benchmark averages it.")
     if any(P.COLUMNS[c].key == METRICS["TC"].key for c in cols):
         flows = sorted({c.flow for c in cells if c.flow})
         parts.append(f"TC flow: {tex_escape(', '.join(flows)) if flows else 'not measured'}.")
@@ -204,6 +217,9 @@ def paper_caption(table: str, cols: list[str], rows: list[PaperRow], plan: dict,
         marks.append(r"$\ast$ registry variant without a paper row")
     if any(c.status == "not comparable" and c.ours is not None for c in cells):
         marks.append(r"grey: shown, not comparable (paper\_diff.csv says why)")
+    if any(c.unstable_timing for c in cells):
+        marks.append(r"$\S$: FPS ratio whose two timings spread wider than "
+                     f"{100 * FPS_SPREAD_LIMIT:.0f}" + r"\% of their medians (paper\_diff.csv)")
     if any(r"$^{\neq}$" in _mark(c) for r in rows for k, c in r.cells.items() if P.COLUMNS[k].source == "options"):
         marks.append(r"$\neq$: the registry variant's options differ from the paper's mark")
     if marks:

@@ -9,6 +9,8 @@ Columns: paper, table, row, backbone, variant, dataset, column, value, tolerance
   variant     the registry entry that reproduces the row; empty = reported only (a method this suite does not run)
   tolerance   absolute in the column's unit ("1.0"), or relative ("5%"); empty = never compared
   resolution  HxW of the network input the row was measured at
+  note        free text; "[timed by <paper> on its own GPU]" marks an FPS the paper copied from another paper's
+              table, which makes an FPS ratio against the paper's own timings not comparable
 """
 from __future__ import annotations
 
@@ -103,6 +105,14 @@ OPTION_MARKS = {
     "SemA": lambda o: bool(o.get("semantic_assignment")),
 }
 FPS_RATIO_TOLERANCE = "15%"
+# A printed FPS the paper took from another paper's table (timed on that paper's GPU) carries this tag in its
+# note; a ratio with such a cell on one side and the paper's own timing on the other is not like-for-like.
+TIMED_ELSEWHERE = re.compile(r"\[timed by (?P<source>[^\]]+?) on its own GPU\]")
+
+
+def _timed_elsewhere(note: str) -> str | None:
+    m = TIMED_ELSEWHERE.search(note or "")
+    return m["source"] if m else None
 
 
 def _err(path, line, msg) -> InputError:
@@ -143,6 +153,7 @@ def load_reported(path: str | Path | None = None, variants: dict | None = None) 
     df["decimals"] = [len(t.split(".")[1]) if "." in t else 0 for t in df["value"]]
     df["value"] = values
     df["derived"] = False
+    df["not_comparable"] = ""      # a reason, for derived cells that mix two papers' devices
     key = ["table", "row", "backbone", "resolution", "column"]
     dup = df[df.duplicated(key, keep=False)]
     if len(dup):
@@ -185,8 +196,13 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
             if len(base) != 1:
                 continue
             b = base.iloc[0]
+            elsewhere = {row.row: _timed_elsewhere(row.note) for row in (r, b)}
+            mixed = len(set(elsewhere.values())) > 1     # one side timed by another paper, on another GPU
+            why = "; ".join(f"{name} FPS timed by {src} on its own GPU" for name, src in elsewhere.items() if src)
             extra.append({**r.to_dict(), "column": "FPS ratio", "value": round(r.value / b.value, 4), "decimals": 2,
                           "tolerance": FPS_RATIO_TOLERANCE, "derived": True,
+                          "not_comparable": (f"the paper's ratio divides timings from two devices ({why}, the other "
+                                             f"by {PAPERS[info.paper]}): not like-for-like") if mixed else "",
                           "note": f"derived: FPS {r.value} / {b.row} FPS {b.value} (same table, backbone, resolution)"})
     if extra:
         df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)

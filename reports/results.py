@@ -61,7 +61,7 @@ def collect(plan: dict, results: str | Path) -> Measured:
                 continue
             per_metric = m.metrics.setdefault(key, {})
             for metric in METRICS.values():
-                v = js.get(metric.key)
+                v = js.get(metric.key, js.get(metric.fallback_key) if metric.fallback_key else None)
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     per_metric.setdefault(metric.key, []).append(metric.percent(v))
             if isinstance(js.get("tc_flow"), str):
@@ -82,9 +82,16 @@ def collect(plan: dict, results: str | Path) -> Measured:
             continue
         dev = str(js.get("device_name") or js.get("device") or "?")
         m.fps[(r["dataset"], r["backbone"], r["variant"])] = {
-            "fps": js.get("fps"), "device": dev, "threads": js.get("threads"), "resolution": js.get("resolution")}
+            "fps": js.get("fps"), "device": dev, "threads": js.get("threads"), "resolution": js.get("resolution"),
+            "spread": fps_spread(js)}
         m.devices.add(dev)
     return m
+
+
+def fps_spread(fps_json: dict) -> float | None:
+    """IQR / median of an engine.fps timing; None for a file without quartiles."""
+    q1, q3, fps = fps_json.get("fps_q1"), fps_json.get("fps_q3"), fps_json.get("fps")
+    return (q3 - q1) / fps if None not in (q1, q3, fps) and fps > 0 else None
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:

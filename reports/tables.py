@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                f"{tex_escape(plan['experiment'])}). Accuracy in percent, {_seeds(plan)}; TC flow: "
                f"{tex_escape(flows)}; Params (M) and GFLOPs at the dataset's test size ({tex_escape(latex.COUNTING)}; "
                f"{latex.convention(gkey)}); FPS on "
-               f"{tex_escape(devices)}, batch 1. Best per dataset in bold. \\texttt{{{tex_escape(stamp)}}}")
+               f"{tex_escape(devices)}, batch 1. mIoU as each dataset's benchmark averages it: "
+               + tex_escape("; ".join(f"{latex.dataset_label(d)}: {latex.miou_definition(d)}"
+                                      for d in sorted({r["dataset"] for r in plan["runs"]})))
+               + f". Best per dataset in bold. \\texttt{{{tex_escape(stamp)}}}")
     write_text(out("cross.tex"), f"% {stamp}\n" + latex.cross_tex(cross, caption))
     comp = complexity_table(plan, meas, variants)
     write_text(out("complexity.csv"), _csv(comp))

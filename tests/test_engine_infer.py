@@ -169,6 +169,8 @@ def test_fps_json(tmp_path):
                      str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["fps"] > 0 and r["resolution"] == [32, 32] and r["iters"] == 2 and r["batch"] == 1
+    assert r["input_size"] == [32, 32] and r["repeats"] == 2 and r["iters_per_repeat"] == 1    # synthetic: native
+    assert r["fps_q1"] <= r["fps"] <= r["fps_q3"] and len(r["load_average"]) == 2
     assert r["threads"] == 1 and r["dtype"] == "float32" and r["device"] == "cpu" and r["device_name"]
     assert r["variant"] == "segformer" and r["provenance"]["seed"] == 0
     if torch.cuda.is_available():
@@ -234,3 +236,136 @@ def test_fps_json_records_stream_timing_only_where_supported(tmp_path):
                   "--width", "32", "--warmup", "0", "--iters", "1", "--threads", "1", "--out", str(out)])
         r = json.loads(out.read_text())
         assert (r["fps_stream"] is not None) == streams
+
+
+# ---------------------------------------------------------------- protocol: test resize, TC frames (stand-in model)
+class StandIn(torch.nn.Module):
+    """A 1x1 conv at 1/4 stride on the target frame, reading one reference: what infer needs of a model,
+    and a record of the clip sizes it was fed."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        from types import SimpleNamespace
+
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, num_classes, 1)
+        self.variant = SimpleNamespace(clip_offsets=(-1, 0))
+        self.fed: list[tuple[int, ...]] = []
+
+    def forward(self, clip):
+        self.fed.append(tuple(clip.shape))
+        return torch.nn.functional.avg_pool2d(self.conv(clip[:, -1]), 4)
+
+
+def use_stand_in(monkeypatch, num_classes: int, dataset: str) -> StandIn:
+    model = StandIn(num_classes).eval()
+    meta = {"num_classes": num_classes, "variant": "stand_in", "backbone": "none", "dataset": dataset,
+            "config": {}, "provenance": None}
+    monkeypatch.setattr(infer, "build_from_model_file", lambda *a, **k: (model, meta))
+    return model
+
+
+def test_infer_keeps_each_frames_aspect_and_maps_back_to_its_size(tmp_path, monkeypatch):
+    """VSPW frames of three aspects: fed as CFFM feeds them (keep ratio into 480x853, sides up to a multiple
+    of 32), predicted at each frame's own size; info.json records every (frame -> input) size."""
+    from tests.fixtures import write_vspw_tree
+
+    root = tmp_path / "vspw"
+    for name, size in (("wide", (480, 853)), ("four_three", (480, 640)), ("hd", (720, 1280))):
+        write_vspw_tree(root, {name: 1}, size=size, splits={"val": []})
+    (root / "val.txt").write_text("wide\nfour_three\nhd\n")
+    model = use_stand_in(monkeypatch, 124, "vspw")
+    info = infer.infer("stand_in.pt", "vspw", root, "val", tmp_path / "pred", device="cpu", threads=1)
+    assert info["test_scale"] == [480, 853] and info["size_divisor"] == 32
+    assert {(tuple(r["frame"]), tuple(r["input"])) for r in info["input_sizes"]} == {
+        ((480, 853), (480, 864)), ((480, 640), (480, 640)), ((720, 1280), (480, 864))}
+    assert sorted(s[-2:] for s in model.fed) == [(480, 640), (480, 864), (480, 864)]
+    for name, size in (("wide", (480, 853)), ("four_three", (480, 640)), ("hd", (720, 1280))):
+        assert np.array(Image.open(tmp_path / "pred" / name / "00000000.png")).shape == size
+
+
+def test_validate_predicts_and_scores_every_snippet_frame_for_tc(tmp_path, monkeypatch):
+    """A Cityscapes-layout tree scored with estimated flow: engine.validate predicts the 30 frames of each
+    snippet (not only frame 19), and TC comes out a number over 29 pairs per snippet."""
+    from engine import validate
+    from tests.fixtures import write_cityscapes_tree
+
+    root = write_cityscapes_tree(tmp_path / "cs", cities={"frankfurt": 2}, split="val", size=(16, 32))
+    use_stand_in(monkeypatch, 19, "cityscapes")
+    where = ["--dataset", "cityscapes", "--root", str(root), "--split", "val", "--threads", "1"]
+    out = tmp_path / "m.json"
+    assert validate.main(["--checkpoint", "stand_in.pt", *where, "--pred", str(tmp_path / "p"), "--out", str(out),
+                          "--tc-flow", "farneback", "--test-scale", "32x64"]) == 0
+    r = json.loads(out.read_text())
+    assert isinstance(r["tc"], float) and r["tc_flow"] == "opencv-farneback"
+    assert (r["tc_pairs"], r["tc_frames"], r["tc_videos"], r["num_frames"]) == (58, 60, 2, 2)
+    info = json.loads((tmp_path / "p" / "info.json").read_text())
+    assert (info["frames"], info["tc_frames"]) == (2, 58) and len(list((tmp_path / "p").rglob("*.png"))) == 60
+    assert info["input_sizes"] == [{"frame": [16, 32], "input": [32, 64], "frames": 60}]
+    # without TC only the annotated frames are predicted; --tc-videos 1 predicts one snippet's frames
+    assert validate.main(["--checkpoint", "stand_in.pt", *where, "--pred", str(tmp_path / "q"), "--out",
+                          str(tmp_path / "q.json"), "--tc-flow", "none"]) == 0
+    assert len(list((tmp_path / "q").rglob("*.png"))) == 2
+    assert validate.main(["--checkpoint", "stand_in.pt", *where, "--pred", str(tmp_path / "s"), "--out",
+                          str(tmp_path / "s.json"), "--tc-flow", "dis", "--tc-videos", "1"]) == 0
+    r = json.loads((tmp_path / "s.json").read_text())
+    assert len(list((tmp_path / "s").rglob("*.png"))) == 31 and (r["tc_pairs"], r["tc_videos"]) == (29, 1)
+
+
+class StreamingStandIn(torch.nn.Module):
+    """The streaming hooks in another shape than MSAF's: extract returns a dict holding a tuple, decode
+    averages the frames. engine.fps must stream it through the hooks alone."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+
+    def extract(self, frames):
+        f = self.conv(frames)
+        return {"feats": (f, f.relu())}
+
+    def decode(self, feats):
+        a, b = feats["feats"]
+        return (a.mean(1) + b[:, -1]).relu()
+
+    def forward(self, clip):
+        b, t = clip.shape[:2]
+        feats = self.extract(clip.flatten(0, 1))
+        return self.decode({"feats": tuple(x.unflatten(0, (b, t)) for x in feats["feats"])})
+
+
+def test_stream_step_is_generic_over_the_hooks():
+    from models.outputs import predict, supports_streaming
+
+    model = StreamingStandIn().eval()
+    clip = torch.randn(1, 3, 3, 32, 48)
+    assert supports_streaming(model)
+    with torch.inference_mode():
+        assert torch.equal(fps.stream_step(model, clip, (32, 48))(), predict(model, clip, (32, 48)))
+    timing = fps.time_model(model, clip, (32, 48), torch.device("cpu"), warmup=1, iters=6, repeats=3)
+    assert timing["fps_stream"] > 0 and timing["fps_stream_q1"] <= timing["fps_stream"] <= timing["fps_stream_q3"]
+    single = fps.time_model(model, clip[:, -1:], (32, 48), torch.device("cpu"), warmup=0, iters=1)
+    assert single["fps_stream"] is None and single["repeats"] == 1     # no references: nothing to stream
+
+
+def test_fps_statistics_median_and_quartiles_survive_one_hiccup():
+    """Nine blocks of 4 clips at 0.1 s and one 40x slower: the median and quartiles do not move, the mean does."""
+    stats = fps.fps_statistics([0.1] * 9 + [4.0], per_block=4)
+    assert stats["fps"] == pytest.approx(40.0) and stats["fps_q1"] == pytest.approx(40.0)
+    assert stats["fps_q3"] == pytest.approx(40.0) and stats["fps_rel_iqr"] == pytest.approx(0.0)
+    assert stats["fps_mean"] == pytest.approx(40 / 4.9)                # one mean of all blocks: 8.2
+    assert (stats["repeats"], stats["iters_per_repeat"], stats["ms_per_frame"]) == (10, 4, pytest.approx(25.0))
+    # numpy's linear quartiles, as torch.utils.benchmark.Measurement computes them
+    stats = fps.fps_statistics([1.0, 0.5, 0.25, 0.2], per_block=1)          # rates 1, 2, 4, 5
+    assert (stats["fps_q1"], stats["fps"], stats["fps_q3"]) == (1.75, 3.0, 4.25)
+
+
+def test_interleaved_blocks_rotate_so_every_step_shares_the_load():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    got = fps.measure_interleaved(steps, torch.device("cpu"), warmup=1, iters=6, repeats=3)
+    assert calls[:3] == ["a", "b", "c"]                                    # one warm-up call each
+    blocks = [calls[3 + 2 * i] for i in range(9)]                          # 3 rounds of 3 blocks of 2 calls
+    assert blocks == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(g["repeats"] == 3 and g["iters_per_repeat"] == 2 for g in got.values())

@@ -203,15 +203,113 @@ def test_vspw_raw_label_out_of_range_is_refused(tmp_path):
     assert r["warnings"]["bad_ground_truth"] == 1 and r["num_frames"] == 0 and r["miou"] is None
 
 
-def test_sparse_cityscapes_has_no_mvc_and_no_tc_pairs(tmp_path):
-    root = write_cityscapes_tree(tmp_path / "cs", cities={"frankfurt": 2}, split="val")
+def write_snippet_predictions(ds, pred, value_of):
+    """One prediction per frame of every snippet (what engine.infer --tc-frames all writes): a constant map
+    of ``value_of(video index, frame position)``, at the frame's size."""
+    for i, video in enumerate(ds.videos):
+        (pred / video.name).mkdir(parents=True, exist_ok=True)
+        h, w = ds.read_image(video, video.frames[0]).shape[:2]
+        for t, frame in enumerate(video.frames):
+            Image.fromarray(np.full((h, w), value_of(i, t), np.uint8)).save(pred / video.name / f"{frame}.png")
+    return pred
+
+
+class ZeroFlow:
+    name = "zero"
+
+    def __call__(self, ds, video, frame, next_frame):
+        h, w = ds.read_image(video, frame).shape[:2]
+        return np.zeros((h, w, 2), np.float32), np.ones((h, w), bool)
+
+
+def test_cityscapes_tc_over_every_snippet_pair_hand_checked(tmp_path):
+    """TC on a sparse set reads the 30 frames of each snippet: 29 pairs each (ETC's eval_tc.py). With zero
+    flow and constant predictions that switch class once per snippet, exactly one pair per snippet disagrees."""
+    from metrics.evaluate import evaluate
+
+    root = write_cityscapes_tree(tmp_path / "cs", cities={"frankfurt": 2}, split="val", size=(8, 16))
+    ds = open_dataset("cityscapes", root, "val")
+    # snippet 0: class 0 on frames 0..9, class 1 on 10..29; snippet 1: class 1 throughout
+    pred = write_snippet_predictions(ds, tmp_path / "pred", lambda i, t: 1 if i or t >= 10 else 0)
+    r = evaluate(ds, pred, flow_source=ZeroFlow())
+    assert r["tc_pairs"] == 2 * 29 and r["tc_frames"] == 2 * 30 and r["tc_videos"] == 2
+    # TC matrix (reference pred t, warped pred t+1), 128 px per pair: class 0 -> 0 on 9 pairs, 0 -> 1 on one,
+    # 1 -> 1 on 19 + 29 = 48 pairs. IoU0 = 9/10, IoU1 = 48/49; both present in the reference
+    assert r["tc"] == pytest.approx((9 / 10 + 48 / 49) / 2, abs=1e-12)
+    assert r["tc_mmseg"] == r["tc"]
+    # the labelled frame (000019, class 1 in both snippets) is all that mIoU reads: the unlabelled ones are not scored
+    assert r["num_frames"] == 2 and r["mvc8"] is None and r["mvc"]["skipped_sparse"] == 2
+    r1 = evaluate(ds, pred, flow_source=ZeroFlow(), tc_videos=1)
+    assert r1["tc_pairs"] == 29 and r1["tc_frames"] == 30 and r1["tc_videos"] == 1
+
+
+def test_cityscapes_tc_cli_with_estimated_flow_and_missing_frames(tmp_path):
+    root = write_cityscapes_tree(tmp_path / "cs", cities={"frankfurt": 1}, split="val")
+    ds = open_dataset("cityscapes", root, "val")
+    pred = write_snippet_predictions(ds, tmp_path / "pred", lambda i, t: t % 3)
+    r = run(tmp_path, "--dataset", "cityscapes", "--root", str(root), "--pred", str(pred), "--tc-flow", "farneback")
+    assert r["tc_flow"] == "opencv-farneback" and r["tc_pairs"] == 29 and r["tc_frames"] == 30
+    assert isinstance(r["tc"], float) and 0.0 <= r["tc"] <= 1.0
+    # only the labelled frames: mIoU is computed, TC names the first missing snippet frame and the fix
+    labelled_only = write_perfect_predictions(ds, tmp_path / "labelled")
+    argv = ["--dataset", "cityscapes", "--root", str(root), "--pred", str(labelled_only), "--out",
+            str(tmp_path / "o.json"), "--tc-flow", "farneback"]
+    with pytest.raises(InputError, match="000000.png: missing prediction of an unlabelled frame TC reads.*--tc-frames all"):
+        main(argv)
+    r = run(tmp_path, *argv[:-4], "--tc-flow", "none")
+    assert r["miou"] == 1.0 and r["tc"] is None and r["tc_pairs"] == 0 and r["tc_frames"] == 0
+    with pytest.raises(InputError, match="no ground-truth flow"):
+        main([*argv[:-1], "gt"])
+
+
+def test_miou_conventions_both_stored_benchmark_per_dataset(tmp_path):
+    """A class predicted but absent from the ground truth: the VSPW mean ignores it, the Cityscapes mean
+    counts it 0. Both are stored; miou_benchmark is the dataset's own."""
+    root = write_cityscapes_tree(tmp_path / "cs", cities={"frankfurt": 1}, split="val")
     ds = open_dataset("cityscapes", root, "val")
     pred = write_perfect_predictions(ds, tmp_path / "pred")
-    r = run(tmp_path, "--dataset", "cityscapes", "--root", str(root), "--pred", str(pred), "--tc-flow", "farneback")
-    assert r["num_classes"] == 19 and r["num_frames"] == 2 and r["miou"] == 1.0
-    assert r["mvc8"] is None and r["mvc16"] is None and r["mvc"]["skipped_sparse"] == 2
-    # one labelled frame per snippet: no consecutive pair, so no TC -- but the flow asked for is on record
-    assert r["tc"] is None and r["tc_pairs"] == 0 and r["tc_flow"] == "opencv-farneback"
-    with pytest.raises(InputError, match="no ground-truth flow"):
-        main(["--dataset", "cityscapes", "--root", str(root), "--pred", str(pred), "--out", str(tmp_path / "o.json"),
-              "--tc-flow", "gt"])
+    frame = pred / ds.videos[0].name / "000019.png"
+    arr = np.array(Image.open(frame))
+    gt = ds.read_label(ds.videos[0], "000019")
+    arr[gt == 0] = 5                        # every road pixel predicted as pole, absent from the GT
+    Image.fromarray(arr).save(frame)
+    r = run(tmp_path, "--dataset", "cityscapes", "--root", str(root), "--pred", str(pred), "--tc-flow", "none")
+    # GT classes 0, 1, 2, 13: IoU 0, 1, 1, 1; pole (5): IoU 0 with a non-empty union
+    assert r["miou"] == pytest.approx(3 / 4) and r["miou_mmseg"] == pytest.approx(3 / 5)
+    assert r["miou_convention"] == "union" and r["miou_benchmark"] == r["miou_mmseg"]
+    assert "non-empty union" in r["miou_benchmark_definition"]
+
+
+def test_vspw_vc_convention_raw_masks_and_per_k_eligibility(tmp_path):
+    """Official VSPW_code VC: raw masks (0 'others' <-> 255 void is a change) and N > K; CFFM's: remapped
+    masks (both ignore: no change) and N >= --vc-min-frames for every K."""
+    n = 10
+    # pixel A: raw 1 throughout, predicted 0 throughout; pixel B: raw 0/255 alternating, prediction 0/1 alternating
+    frames = [(np.array([[1, 0 if t % 2 else 255]], np.uint8), np.array([[0, t % 2]], np.uint8)) for t in range(n)]
+    root, pred_dir = write_vspw(tmp_path / "vspw", {"v1": frames})
+    base = ("--dataset", "vspw", "--root", str(root), "--pred", str(pred_dir), "--vc-windows", "4", "8", "16")
+    cffm = run(tmp_path, *base)
+    assert cffm["mvc4"] is None and cffm["mvc"]["skipped_short"] == 1          # 10 frames < 17
+    cffm = run(tmp_path, *base, "--vc-min-frames", "10")
+    # remapped, B is 255 == 255: stable ground truth, unstable prediction -> VC = 1/2 in every window
+    assert cffm["mvc"]["convention"] == "cffm" and cffm["mvc4"] == 0.5 and cffm["mvc8"] == 0.5
+    assert cffm["mvc"]["min_frames_per_window"] == {"4": 10, "8": 10, "16": 10}
+    vspw = run(tmp_path, *base, "--vc-convention", "official")
+    # raw, B changes 0 <-> 255: only A is stable, and its prediction holds -> VC = 1
+    assert vspw["mvc"]["convention"] == "official" and vspw["mvc4"] == 1.0 and vspw["mvc8"] == 1.0
+    assert vspw["mvc"]["windows"] == {"4": n - 4, "8": n - 8, "16": 0} and vspw["mvc16"] is None
+    assert vspw["mvc"]["min_frames_per_window"] == {"4": 5, "8": 9, "16": 17} and vspw["mvc"]["min_frames"] is None
+    assert vspw["mvc"]["videos_per_window"] == {"4": 1, "8": 1, "16": 0}
+    assert (vspw["miou"], vspw["wiou"]) == (cffm["miou"], cffm["wiou"])    # the convention touches mVC only
+
+
+def test_tc_reads_every_snippet_frame_only_on_sparse_trees(tmp_path):
+    from metrics.temporal import reads_unlabelled_frames
+
+    sparse = open_dataset("synthetic", write_synthetic_tree(tmp_path / "s", train_videos=1, val_videos=1, frames=20,
+                                                            size=(16, 16), classes=3, annotate="sparse"), "val")
+    dense = open_dataset("synthetic", write_synthetic_tree(tmp_path / "d", train_videos=1, val_videos=1, frames=3,
+                                                           size=(16, 16), classes=3), "val")
+    city = open_dataset("cityscapes", write_cityscapes_tree(tmp_path / "c", size=(8, 16)), "val")
+    assert [reads_unlabelled_frames(d) for d in (sparse, dense, city)] == [True, False, True]
+    assert len(sparse.videos[0].labelled) == 1 and len(sparse.videos[0].frames) == 20

@@ -219,8 +219,8 @@ def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
         tex = (out / "tables" / f"{t}.tex").read_text()
         assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
     diff = pd.read_csv(out / "tables" / "paper_diff.csv", keep_default_na=False)
-    assert set(diff.status) <= {"match", "deviates", "not comparable", "not run"}
-    assert {"match", "not run", "not comparable"} <= set(diff.status)
+    assert set(diff.status) <= {"match", "deviates", "config check", "not comparable", "not run"}
+    assert {"config check", "not run", "not comparable"} <= set(diff.status)
     cross = pd.read_csv(out / "tables" / "cross.csv")
     for v in ("segformer", "sdcpc", "msaf_baseline", "msaf"):
         rec = cross[cross.variant == v].iloc[0]

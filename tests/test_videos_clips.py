@@ -65,9 +65,55 @@ def test_clip_dataset_test_mode_order_and_values(tmp_path):
     want = (np.stack(expected).astype(np.float32) - augment.IMAGENET_MEAN) / augment.IMAGENET_STD
     np.testing.assert_allclose(clip.numpy(), want.transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(label.numpy(), ds.read_label(a, "00000001"))
-    resized = ClipDataset(ds, (-2, -1), train=False, test_size=(12, 16))
+    resized = ClipDataset(ds, (-2, -1), train=False, test_scale=(12, 16))
     c2, l2 = resized[3]
     assert c2.shape == (3, 3, 12, 16) and l2.shape == (6, 8)       # label stays at native size
+    # every frame of the first video ("b" is fully labelled), the unlabelled ones of "a" only when asked
+    everything = ClipDataset(ds, (-2, -1), train=False, all_frames_videos=None)
+    assert [(v.name, f) for v, f in everything.items][3:] == [("a", f"{t:08d}") for t in range(4)]
+    assert [everything.is_labelled(i) for i in range(7)] == [True] * 3 + [False, True, False, True]
+    assert everything.num_labelled == 5 and len(ClipDataset(ds, (-2, -1), train=False, all_frames_videos=1)) == 5
+    clip, label = everything[3]                     # frame 0 of "a": no ground truth, every pixel ignore
+    assert clip.shape == (3, 3, 6, 8) and label.shape == (6, 8) and (label == 255).all()
+
+
+def test_test_resize_keeps_aspect_and_aligns_like_cffm():
+    """VSPW (CFFM: Resize(img_scale=(853, 480), keep_ratio=True), sides up to a multiple of 32)."""
+    box, divisor = (480, 853), 32
+    assert augment.test_input_size((480, 853), box, divisor) == (480, 864)
+    assert augment.test_input_size((480, 640), box, divisor) == (480, 640)      # 4:3 stays 4:3
+    assert augment.test_input_size((720, 1280), box, divisor) == (480, 864)     # rescaled 480x853, then aligned
+    assert augment.test_input_size((360, 480), box, divisor) == (480, 640)      # smaller frames are scaled up
+    assert augment.test_input_size((1024, 2048), (1024, 2048), None) == (1024, 2048)
+    assert augment.test_input_size((512, 1024), (1024, 2048), None) == (1024, 2048)
+    assert augment.test_input_size((720, 960), (720, 960), None) == (720, 960)
+    assert augment.test_input_size((50, 70), None, None) == (50, 70)            # native
+    img = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    out = augment.resize_test_frame(img, box, divisor)
+    assert out.shape == (480, 864, 3)
+    # two steps, as the reference: the keep-ratio rescale, then the alignment resize of that image
+    step = augment.resize_frame(img, (480, 853))
+    np.testing.assert_array_equal(out, augment.resize_frame(step, (480, 864)))
+
+
+@pytest.mark.parametrize("dataset,frame,fed", [
+    ("vspw", (480, 853), (480, 864)), ("vspw", (480, 640), (480, 640)), ("vspw", (720, 1280), (480, 864)),
+    ("cityscapes", (256, 512), (1024, 2048)), ("camvid", (720, 960), (720, 960)), ("camvid", (360, 480), (720, 960))])
+def test_clip_dataset_feeds_each_aspect_at_its_test_size(tmp_path, dataset, frame, fed):
+    """The dataset's test resize (videos.info) applied to one real-size frame; the label keeps the frame's size."""
+    from engine.infer import test_resize_for
+    from tests.fixtures import write_camvid_tree
+
+    if dataset == "vspw":
+        root = write_vspw_tree(tmp_path, {"v": 1}, size=frame, ext=".png")
+    elif dataset == "cityscapes":
+        root = write_cityscapes_tree(tmp_path, {"frankfurt": 1}, size=frame, label_types=("trainIds",))
+    else:
+        root = write_camvid_tree(tmp_path, {"0001TP": 1}, {"val": ["0001TP_000000"]}, size=frame)
+    ds = open_dataset(dataset, root, "val")
+    scale, divisor = test_resize_for(dataset)
+    clip, label = ClipDataset(ds, (), train=False, test_scale=scale, size_divisor=divisor)[0]
+    assert tuple(clip.shape[-2:]) == fed and tuple(label.shape) == frame
 
 
 def test_clip_dataset_train_crop_pad_and_reproducible(tmp_path):

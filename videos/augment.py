@@ -52,11 +52,13 @@ class Photometric:
     hue: int | None
 
 
-def check_options(crop=None, scale=None, test_size=None, ratio_range=AUGMENT_DEFAULTS["ratio_range"],
-                  cat_max_ratio: float = AUGMENT_DEFAULTS["cat_max_ratio"],
+def check_options(crop=None, scale=None, test_scale=None, size_divisor=None,
+                  ratio_range=AUGMENT_DEFAULTS["ratio_range"], cat_max_ratio: float = AUGMENT_DEFAULTS["cat_max_ratio"],
                   flip_prob: float = AUGMENT_DEFAULTS["flip_prob"]) -> None:
     """ValueError, naming the option, for values OpenCV or numpy would otherwise fail on mid-run."""
-    for name, hw in (("crop", crop), ("scale", scale), ("test_size", test_size)):
+    if size_divisor is not None and not (isinstance(size_divisor, (int, np.integer)) and size_divisor >= 1):
+        raise ValueError(f"size_divisor must be a positive integer, got {size_divisor!r}")
+    for name, hw in (("crop", crop), ("scale", scale), ("test_scale", test_scale)):
         if hw is not None and (len(tuple(hw)) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1
                                                               for v in hw)):
             raise ValueError(f"{name} must be two positive integers (H, W), got {list(hw)}")
@@ -75,6 +77,32 @@ def rescale_size(hw: tuple[int, int], base: tuple[int, int], ratio: float) -> tu
     long_b, short_b = max(base) * ratio, min(base) * ratio
     s = min(long_b / max(h, w), short_b / min(h, w))
     return max(1, int(h * s + 0.5)), max(1, int(w * s + 0.5))
+
+
+def align_size(hw: tuple[int, int], divisor: int | None) -> tuple[int, int]:
+    """Each side rounded up to a multiple of ``divisor`` (CFFM's AlignedResize); None: unchanged."""
+    if not divisor:
+        return tuple(hw)
+    return tuple(-(-int(s) // divisor) * divisor for s in hw)
+
+
+def test_input_size(hw: tuple[int, int], scale: tuple[int, int] | None,
+                    size_divisor: int | None = None) -> tuple[int, int]:
+    """Network input size of a test frame of size ``hw``: keep-ratio rescale into the ``scale`` box (mmcv's
+    imrescale; None keeps the frame's size), then each side up to a multiple of ``size_divisor``.
+    VSPW (480x853 box, divisor 32): 480x853 -> 480x864, 480x640 -> 480x640, 720x1280 -> 480x864."""
+    rescaled = rescale_size(hw, scale, 1.0) if scale is not None else tuple(hw)
+    return align_size(rescaled, size_divisor)
+
+
+def resize_test_frame(img: np.ndarray, scale: tuple[int, int] | None, size_divisor: int | None = None) -> np.ndarray:
+    """The test-time resize of the reference pipeline, step by step as CFFM does it: a bilinear keep-ratio
+    rescale into the ``scale`` box, then (if a side is not yet a multiple of ``size_divisor``) a second
+    bilinear resize to the aligned size. Two resizes, not one, so the pixels equal the reference's."""
+    hw = img.shape[:2]
+    if scale is not None:
+        img = resize_frame(img, rescale_size(hw, scale, 1.0))
+    return resize_frame(img, align_size(img.shape[:2], size_divisor))
 
 
 def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:

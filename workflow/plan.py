@@ -415,10 +415,15 @@ class Plan:
 
     def evaluate_args(self) -> str:
         """engine.validate / metrics.evaluate flags from the ``evaluate`` block."""
-        return _flags(self.cfg["evaluate"], ("split", "tc_flow", "tc_videos", "vc_min_frames"))
+        return _flags(self.cfg["evaluate"], ("split", "tc_flow", "tc_videos", "vc_min_frames", "vc_convention"))
+
+    def test_scale_args(self, dataset: str) -> str:
+        """engine.validate's --test-scale: the experiment's test size is the box inference rescales frames
+        into (a generated set is fed at its native size)."""
+        return "" if dataset_info(dataset).generated else "--test-scale {}x{}".format(*self.test_size(dataset))
 
     def fps_args(self) -> str:
-        return _flags(self.cfg.get("fps", {}), ("warmup", "iters"))
+        return _flags(self.cfg.get("fps", {}), ("warmup", "iters", "repeats"))
 
     def group_identity(self, dataset: str, backbone: str) -> str:
         """The model identities of an FPS group's variants (a changed one times the group again)."""

@@ -13,6 +13,7 @@ rule evaluate:
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
         args=PLAN.evaluate_args(),
+        scale=lambda wc: PLAN.test_scale_args(wc.dataset),
     threads: JOB_SLOTS
     resources:
         gpu=lambda wc: PLAN.run_gpus(wc.variant),
@@ -28,4 +29,5 @@ rule evaluate:
     shell:
         "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
         " python -m engine.validate --checkpoint {input.model:q} --dataset {wildcards.dataset:q}"
-        " --root {params.root:q} --pred {output.pred:q} --out {output.metrics:q} {params.args} > {log:q} 2>&1"
+        " --root {params.root:q} --pred {output.pred:q} --out {output.metrics:q} {params.args} {params.scale}"
+        " > {log:q} 2>&1"
