@@ -54,8 +54,8 @@ envvars:
 # `workflow.resource_settings.cores` is --cores as given, None where a command needs none (--dag, --report,
 # --summary, --list-changes, a cluster executor); `workflow.cores` would stop those at parse time.
 CPUS = os.cpu_count() or 1
-CORES = workflow.resource_settings.cores or CPUS
-JOB_SLOTS = max(1, CORES // CPUS)
+CORES = workflow.resource_settings.cores
+JOB_SLOTS = max(1, (CORES or CPUS) // CPUS)
 # GPU jobs on a cluster: CPUs per GPU for engine.train's data loader (4 workers per process on CUDA,
 # engine/config.py) plus the process itself; a site profile may lower it (--set-resources train:cpus_per_gpu=4)
 CPUS_PER_GPU = 8

@@ -68,7 +68,6 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=3600
 GresTypes=gpu
-AccountingStorageTRES=gres/gpu
 NodeName=vssnode NodeHostname=$HOST NodeAddr=127.0.0.1 CPUs=4 RealMemory=16000 Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=vssnode Default=YES MaxTime=2-00:00:00 State=UP
 PartitionName=gpu Nodes=vssnode MaxTime=2-00:00:00 State=UP
@@ -90,10 +89,12 @@ export SLURM_CONF="$ETC/slurm.conf"
 
 stop() {
   set +e
-  [ -f "$W/slurmd.pid" ] && kill "$(cat "$W/slurmd.pid")" 2>/dev/null
-  [ -f "$W/slurmctld.pid" ] && kill "$(cat "$W/slurmctld.pid")" 2>/dev/null
-  sleep 1
-  [ -f "$W/munge/munged.pid" ] && kill "$(cat "$W/munge/munged.pid")" 2>/dev/null
+  for pidfile in "$W/slurmd.pid" "$W/slurmctld.pid" "$W/munge/munged.pid"; do
+    pid="$(cat "$pidfile" 2>/dev/null)" || continue
+    kill "$pid" 2>/dev/null
+    for _ in 1 2 3 4 5; do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null
+  done
   grep -q '^ClusterName=vsscheck$' "$ETC/slurm.conf" 2>/dev/null && rm -f "$ETC/slurm.conf" "$ETC/gres.conf"
   say "daemons stopped; logs in $W/log"
 }
@@ -102,10 +103,15 @@ trap stop EXIT
 munged --force "${MUNGE[@]}"
 slurmctld -c
 slurmd -N vssnode
-for _ in $(seq 60); do
-  sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed)' && break
+up=0
+for _ in $(seq 30); do
+  for d in slurmctld slurmd; do
+    kill -0 "$(cat "$W/$d.pid" 2>/dev/null)" 2>/dev/null || { say "$d did not start:"; tail -5 "$W/log/$d.log" >&2; exit 1; }
+  done
+  timeout 5 sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed)' && { up=1; break; }
   sleep 1
 done
+[ "$up" = 1 ] || { say "the node did not come up:"; tail -5 "$W/log/slurmctld.log" >&2; exit 1; }
 sinfo -N -o '%N %P %T %c %m %G' >&2
 
 # ---------------------------------------------------------------------------------------------- the run

@@ -16,7 +16,7 @@ rule fps:
         size=lambda wc: PLAN.test_size(wc.dataset),
         args=PLAN.fps_args(),
         models=lambda wc: PLAN.group_identity(wc.dataset, wc.backbone),   # what the job depends on
-    threads: CORES
+    threads: CORES or 1   # every local core; on a cluster (no --cores) one CPU on a node of its own
     resources:
         gpu=lambda wc: PLAN.run_gpus(PLAN.fps_groups()[(wc.dataset, wc.backbone)]),
         cpus_per_gpu=CPUS_PER_GPU,
