@@ -4,10 +4,13 @@ Resolution order (later wins):
     TrainConfig defaults  ->  the dataset's row (videos/info.py, ``train``)  ->  --config FILE (YAML)  ->  CLI flags
 
 The defaults follow the papers where they speak: AdamW (both), "poly" schedule (both), linear warm-up over
-1,500 iterations (MSAF), base LR 6e-5 (MSAF; SegFormer's own recipe too; SD-CPC prints 2e-5 and sets it in
-its experiment config), batch of 2 clips per GPU (MSAF). The head learning-rate multiplier of 10, weight decay
-0.01 and no decay on norms/biases are the SegFormer/CFFM mmseg recipe the video papers build on. Gradient
-clipping (max norm 1.0) is our choice for stability on tiny synthetic runs; neither paper states one.
+1,500 iterations (MSAF), base LR 6e-5 (MSAF; SegFormer's own recipe too; SD-CPC's paper prints 2e-5, which
+no default here sets: an experiment's train block has to), batch of 2 clips per GPU (MSAF). The head
+learning-rate multiplier of 10, weight decay 0.01 and no decay on norms/biases are the SegFormer/CFFM mmseg
+recipe the video papers build on. Layers that emit deformable sampling positions train at 0.1x the base LR
+(``offset_lr_mult``: Deformable DETR's sampling offsets, mmcv's ``dcn_offset_lr_mult``; the model declares
+them, engine/schedule.py). Gradient clipping (max norm 1.0) is our choice for stability on tiny synthetic
+runs; neither paper states one.
 
 Fields split in two: *identity* fields change the numbers a run produces (a checkpoint written under other
 identity values cannot be resumed), *runtime* fields only change how it runs (threads, logging, workers).
@@ -39,6 +42,7 @@ class TrainConfig:
     batch_size: int = 2               # clips per process (per GPU); the global batch is this x world size
     lr: float = 6e-5                  # base LR of the backbone parameters
     head_lr_mult: float = 10.0        # LR multiplier of every non-backbone parameter (head, temporal modules)
+    offset_lr_mult: float = 0.1       # LR multiplier (of the base LR) of deformable offset layers
     weight_decay: float = 0.01        # AdamW decoupled weight decay
     no_decay_norm_bias: bool = True   # no weight decay on 1-D parameters (norm weights, biases)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -56,7 +60,10 @@ class TrainConfig:
     clip_options: dict[str, Any] = field(default_factory=dict)   # extra ClipDataset keywords (augmentation)
     # ---- model (identity)
     model_options: dict[str, Any] = field(default_factory=dict)  # build_model overrides (e.g. shrink for tests)
-    pretrained: str | None = None     # local path of backbone weights (never downloaded)
+    # local backbone weights (never downloaded): a path, a mapping {backbone: path}, or "none" (random init,
+    # said explicitly); loaded strictly (models/pretrained.py, docs/weights.md)
+    pretrained: str | dict[str, str] | None = None
+    pretrained_partial: bool = False  # load what fits of a file that does not match the backbone (reported)
     # ---- runtime (not part of the identity)
     checkpoint_every: int = 1000      # write checkpoint.pt every K iterations (and always at the end)
     log_every: int = 50               # one log line per N iterations when stderr is not a terminal
@@ -94,10 +101,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError("needs two numbers")
             cast = float if "float" in kind else int
             return tuple(cast(v) for v in value)
+        if isinstance(value, dict) and "dict" in kind:
+            return {str(k): str(v) for k, v in value.items()} if kind.startswith("str") else dict(value)
         if kind.startswith("dict"):
-            if not isinstance(value, dict):
-                raise ValueError("needs a mapping")
-            return dict(value)
+            raise ValueError("needs a mapping")
         if isinstance(default, bool) or kind.startswith("bool"):
             if isinstance(value, str):
                 if value.lower() in ("1", "true", "yes", "on"):

@@ -5,8 +5,9 @@
 
 Writes DIR/checkpoint.pt every K iterations and at the end (atomic), then DIR/model.pt (weights + how to
 rebuild the model + resolved config + provenance) and DIR/train_log.csv (one row per iteration: each loss,
-lr, clips/s, data-loading time). Every hyperparameter is a field of engine.config.TrainConfig and can be set
-in the YAML file or as --field-name.
+lr, clips/s, data-loading time, and the model's ``diagnostics()``, e.g. the in-frame fraction of every
+deformable sampler, which the log lines print too, with a warning once one falls below 0.5). Every
+hyperparameter is a field of engine.config.TrainConfig and can be set in the YAML file or as --field-name.
 
 Resume: rerunning the same command continues from DIR/checkpoint.pt. A checkpoint written under other
 settings (the training config's identity fields, the variant/backbone/dataset, the variant's resolved
@@ -37,7 +38,6 @@ import dataclasses
 import io
 import math
 import os
-import pickle
 import random
 import sys
 import time
@@ -54,11 +54,10 @@ from common.codeversion import code_version
 from common.device import pick_device
 from common.io import OutputError, check_output_dir, remove_stale_temporaries, write_text
 from common.provenance import provenance
-from common.weights import load_weights_only, unpickling_refusal
 from engine import checkpoint as ckpt_io
 from engine.config import (TrainConfig, add_cli_flags, apply_threads, cli_values, identity, identity_hash,
                            resolve_config, to_dict)
-from engine.schedule import backbone_module, make_scheduler, param_groups
+from engine.schedule import make_scheduler, param_groups
 from videos.info import DATASET_NAMES
 
 CHECKPOINT = "checkpoint.pt"
@@ -242,32 +241,15 @@ class Dist:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, backbone: str) -> dict:
-    """Load a local checkpoint into the model's backbone (models.pretrained: public key names mapped,
-    wrappers and classification heads dropped). Returns its report; nothing loaded is an error."""
-    from models.pretrained import describe, load_backbone_weights, load_state
+def model_diagnostics(model: torch.nn.Module) -> dict[str, float]:
+    """The model's ``diagnostics()`` hook (docs/architecture.md): figures of its learned mechanisms since the
+    last call, e.g. the in-frame fraction of each deformable sampler ({} for models without one)."""
+    hook = getattr(model, "diagnostics", None)
+    return dict(hook()) if callable(hook) else {}
 
-    body = backbone_module(model)
-    if body is None:
-        raise InputError(f"pretrained: {type(model).__name__} exposes no backbone module to load into")
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: pretrained weights not found (give a local file; nothing is downloaded)")
-    try:
-        if backbone.startswith(("resnet", "pspnet", "hrnet")):
-            report = load_backbone_weights(body, path, backbone)
-        else:   # MiT: our names follow the public SegFormer checkpoints; only wrappers/heads are stripped
-            report = load_state(body, load_weights_only(path, "pretrained weights"), backbone)
-            report.update(init="pretrained", checkpoint=str(path))
-    except pickle.UnpicklingError as e:   # torch.load(weights_only=True) refused a crafted pickle, unrun
-        raise unpickling_refusal(path, "pretrained weights", e) from None
-    except (ValueError, RuntimeError, OSError) as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise InputError(f"{path}: cannot load pretrained weights ({type(e).__name__}: {first})") from None
-    if not report["loaded"]:
-        raise InputError(f"{path}: no tensor fits the {backbone} backbone ({describe(report)})")
-    report["summary"] = describe(report)
-    return report
+
+# an in-frame fraction below this is said once in the log: the sampler's points are leaving the map
+IN_FRAME_WARNING = 0.5
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
@@ -297,6 +279,7 @@ class Progress:
 
     def update(self, row: dict) -> None:
         losses = " ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+        losses += "".join(f" {k} {v:.3f}" for k, v in row.items() if k.startswith(("inframe_", "ref_attention")))
         if self.bar is not None:
             self.bar.set_postfix_str(f"{losses} lr {row['lr']:.2e} {row['clips_per_s']:.1f} clips/s", refresh=False)
             self.bar.update(1)
@@ -371,16 +354,19 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             model = build_model(spec, backbone, num_classes, **cfg.model_options)
         except (TypeError, ValueError) as e:   # e.g. a model_options key the family does not know
             raise InputError(f"building {variant} on {backbone} (model_options {cfg.model_options}): {e}") from None
+    from models.pretrained import describe, load_pretrained
     pretrained_report = None
-    if cfg.pretrained:
-        pretrained_report = load_pretrained(model, cfg.pretrained, backbone)
+    if cfg.pretrained is not None:   # strict: a file that does not fit the backbone is a one-line error
+        pretrained_report = load_pretrained(model, cfg.pretrained, backbone, partial=cfg.pretrained_partial)
+        pretrained_report["summary"] = describe(pretrained_report)
         if dist.main:
             print(pretrained_report["summary"], file=sys.stderr)
     model.to(device).train()
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        groups = param_groups(model, cfg.lr, cfg.head_lr_mult, cfg.weight_decay, cfg.no_decay_norm_bias)
+        groups = param_groups(model, cfg.lr, cfg.head_lr_mult, cfg.weight_decay, cfg.no_decay_norm_bias,
+                              cfg.offset_lr_mult)
     # foreach: one multi-tensor update per group, the implementation torch picks on CUDA, so CPU and GPU
     # runs share it (on the 2-core CPU: SD-CPC steps ~5% faster, MSAF within noise)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
@@ -445,6 +431,7 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     progress = Progress(cfg.progress, start, cfg.iters, cfg.log_every, dist.main)
     loader = iter(make_loader(train_set, cfg, start, dist.rank, device))
     clips_per_iter = cfg.batch_size * dist.world
+    warned: set[str] = set()
     wall = time.perf_counter()
     try:
         for it in range(start, cfg.iters):
@@ -483,8 +470,14 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             dt = time.perf_counter() - t0
+            diag = model_diagnostics(model)
             row = {"iteration": it + 1, **{f"loss_{k}": v for k, v in zip(names, values)}, "lr": lr,
-                   "clips_per_s": clips_per_iter / dt, "data_time_s": t_data, "step_time_s": dt}
+                   "clips_per_s": clips_per_iter / dt, "data_time_s": t_data, "step_time_s": dt, **diag}
+            low = {k: v for k, v in diag.items() if k.startswith("inframe_") and v < IN_FRAME_WARNING}
+            if dist.main and set(low) - warned:
+                warned.update(low)
+                print(f"warning: iteration {it + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in low.items())
+                      + f" < {IN_FRAME_WARNING}: deformable samples are leaving the feature map", file=sys.stderr)
             log_rows.append(row)
             progress.update(row)
             if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iters:

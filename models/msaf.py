@@ -1,4 +1,4 @@
-"""MSAF: motion-state alignment framework (Su et al., CVPR 2023; paper 004), every ablation of its Table 3.
+"""MSAF: motion-state alignment framework (Su et al., CVPR 2023), every ablation of its Table 3.
 
 Clip (B, T, 3, H, W), frames t-2, t-1, t (target last). One shared backbone gives, per frame, stage
 features F3, F4, F5 at stride 8 (Sec. 3.2). Then, with the options of config/variants.yaml:
@@ -7,24 +7,33 @@ features F3, F4, F5 at stride 8 (Sec. 3.2). Then, with the options of config/var
   transformer (``motion_transformer: decoupled``): PST, Eq. (2)-(3): t-2 average-pooled by 4 and t-1 by 2,
   a pre-norm transformer block (spatial multi-head self-attention + MLP) per frame, bilinear upsampling
   back; t at full resolution. ATT, Eq. (5)-(6): a deformable convolution (K = 3, offsets predicted from the
-  reference and target features) aligns each of t-2, t-1 to t (``dcn: false`` = a plain 3x3 conv,
-  "w/o DCN"), then a transformer block attends across the three frames at each pixel. Output M(t-2),
+  reference and target features, bounded to +-1 pixel per tap, see DCN_MAX_OFFSET) aligns each of t-2, t-1
+  to t (``dcn: false`` = a plain 3x3 conv, "w/o DCN"), then a transformer block attends across the three
+  frames at each pixel. Output M(t-2),
   M(t-1), M(t). ``motion_transformer: vanilla`` ("Baseline + TR") instead runs joint spatio-temporal
   self-attention over the tokens of all frames, deep enough to have at least MSAF's parameters.
 - state_alignment (Sec. 3.4): the stage transformer, Eq. (9): F3, F4, F5 of the target (each projected to
   D) and M(t) are four tokens per pixel (plus a learned stage embedding); a transformer block attends
   across them; concatenated, two convolutions give the pixel descriptors P (K channels), loss L_pd.
 - semantic_assignment (Sec. 3.5): two convolutions on M(t) give the soft mask M(t)' (K channels), loss
-  L_rd. Region descriptors: for each class j, the average of M(t)' over the image weighted by the class
-  probability map softmax(M(t)')_j, i.e. R = softmax(M')^T M' / N, one K-vector per class (the paper's
-  R in R^{Cls x 1 x 1}). Final logits: P against every L2-normalised region descriptor, Eq. (13) as a
-  matrix product, loss L_M. Total loss Eq. (15): L_pd + L_rd + L_M.
+  L_rd. Region descriptors: for each class j, the average of M(t)' over the image weighted by its logit map
+  M(t)'_j ("weighted with each logit (feature map before softmax)"), i.e. R = M'^T M' / N, one K-vector per
+  class (the paper's R in R^{Cls x 1 x 1}); ``region_weights: softmax`` weights by softmax(M')_j instead.
+  Final logits: P against every L2-normalised region descriptor, Eq. (13) as a matrix product, loss L_M.
+  Total loss Eq. (15): L_pd + L_rd + L_M.
 - Without semantic assignment the final logits are the remaining branch's (M(t)' or P), or their average
-  when both exist ("w/o Semantics"). Without state alignment the pixel descriptors come from the
+  when both exist ("w/o Semantics", trained with L_pd + L_rd; ``average_ce: true`` adds a CE on the
+  average, a loss the paper does not define). Without state alignment the pixel descriptors come from the
   concatenation of M(t) and the backbone's F5 ("w/o State", as the paper's ablation text says). Without
   motion alignment M(t) is the projected F5 of the target and the clip is the target frame only.
 - All three off: "Baseline" = backbone + plain segmentation head (FCN head on ResNet, the PSP
   classifier on PSPNet, i.e. PSPNet itself, the HRNetV2 head at 1/4 on HRNet).
+
+Other options: ``stem: v1b`` builds ResNet/PSPNet backbones with torchvision's 7x7 stem (so torchvision's
+ImageNet weights load whole; default ``v1c``, mmseg's deep stem). Hooks of the model contract: ``extract`` /
+``decode`` (streaming), ``lr_groups`` (the ImageNet part of the backbone / the DCN offset convs / the rest:
+PSPNet's pyramid pooling module trains with the head) and ``diagnostics`` (in-frame fraction and offset
+length of each DCN, and ``ref_attention``, the attention the target's token gives its references).
 
 Attention is ``F.scaled_dot_product_attention`` (memory-efficient: never an N x N matrix, which at F5 of a
 1024x2048 frame would be 32768^2). Every width/head/reduction the paper leaves open is in the tables
@@ -41,6 +50,7 @@ from torch import nn
 from models.backbones import build_cnn_backbone
 from models.losses import cross_entropy
 from models.ops.deform_conv import DeformConv2d
+from models.ops.sampling import sampling_diagnostics
 
 BACKBONES = ("resnet18", "resnet50", "resnet101", "pspnet18", "pspnet50", "pspnet101", "hrnet_w18", "hrnet_w48")
 
@@ -54,13 +64,19 @@ EMBED = {
 MLP_RATIO = 4                      # transformer MLP hidden width = 4 D (Vaswani et al.)
 PST_DOWNSAMPLE = (4, 2, 1)         # t-2, t-1, t (Sec. 3.3: "x4 in frame t-2", "x2 in frame t-1")
 DCN_KERNEL = 3                     # Eq. (5): K = 3
+# Eq. (5)'s learned offsets are bounded, B tanh(dp / B) as BasicVSR++ bounds its deformable alignment, with
+# B = K // 2: "p_k means the location range of K x K centered on the current position", so each tap refines
+# its position within one pixel and stays in the (2K - 1)^2 neighbourhood. Unbounded, even at 0.1x the LR the
+# offsets drift off the map (docs/reproduction-notes.md, "Deformable sampling").
+DCN_MAX_OFFSET = float(DCN_KERNEL // 2)
 HEAD_DROPOUT = 0.1                 # before every 1x1 classifier (mmseg convention)
 BASELINE_HEAD_WIDTH = {18: 128, 50: 512, 101: 512}  # FCN head 3x3 conv width on the plain ResNets
 OUTPUT_STRIDE = 8
 
 DEFAULT_OPTIONS = dict(motion_alignment=True, state_alignment=True, semantic_assignment=True, dcn=True,
                        motion_transformer="decoupled", dcn_modulated=False, embed_dim=None, heads=None,
-                       vanilla_depth=None, pretrained=None)
+                       vanilla_depth=None, region_weights="logits", average_ce=False, stem=None)
+REGION_WEIGHTS = ("logits", "softmax")
 
 
 # ----------------------------------------------------------------------------------------- building blocks
@@ -73,6 +89,8 @@ class TransformerBlock(nn.Module):
         if dim % heads:
             raise ValueError(f"transformer width {dim} is not divisible by {heads} heads")
         self.heads = heads
+        self.record_last_query = False      # set by ATT: log how much the target attends to its references
+        self.other_share = (0.0, 0)
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -82,8 +100,20 @@ class TransformerBlock(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         s, n, d = x.shape
         q, k, v = self.qkv(x).view(s, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.training and self.record_last_query:
+            with torch.no_grad():   # the last token's attention on the others (ATT: the target on its references)
+                w = (q[:, :, -1:] @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(-1)
+                share = 1.0 - w[..., -1].mean()
+            total, count = self.other_share
+            self.other_share = (total + share, count + 1)
         out = F.scaled_dot_product_attention(q, k, v)  # (S, heads, L, d_h); memory-efficient kernels
         return self.proj(out.transpose(1, 2).reshape(s, n, d))
+
+    def read_other_share(self) -> float | None:
+        """Mean attention weight the last token gave the other tokens since the last read (training)."""
+        total, count = self.other_share
+        self.other_share = (0.0, 0)
+        return float(total / count) if count else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
@@ -134,12 +164,13 @@ class AlignedTemporalTransformer(nn.Module):
         if dcn:
             self.align = nn.ModuleList(
                 DeformConv2d(dim, dim, DCN_KERNEL, padding=DCN_KERNEL // 2, modulated=modulated,
-                             offset_in_channels=2 * dim) for _ in range(num_refs))
+                             offset_in_channels=2 * dim, max_offset=DCN_MAX_OFFSET) for _ in range(num_refs))
         else:  # "w/o DCN": the same 3x3 convolution, no offsets
             self.align = nn.ModuleList(nn.Conv2d(dim, dim, DCN_KERNEL, padding=DCN_KERNEL // 2)
                                        for _ in range(num_refs))
         self.dcn = dcn
         self.block = TransformerBlock(dim, heads)
+        self.block.record_last_query = True   # the target is the last token of every sequence
 
     def forward(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         *refs, target = frames
@@ -196,12 +227,16 @@ class StageTransformer(nn.Module):
         return tokens.view(b, h, w, s * d).permute(0, 3, 1, 2)  # stages concatenated: (B, S D, h, w)
 
 
-def region_descriptors(mask_logits: torch.Tensor) -> torch.Tensor:
-    """(B, K, h, w) soft-mask logits -> (B, K, K): row j = mean over pixels of softmax(M')_j(p) * M'(p)."""
+def region_descriptors(mask_logits: torch.Tensor, weights: str = "logits") -> torch.Tensor:
+    """(B, K, h, w) soft-mask logits -> (B, K, K): row j = mean over pixels p of w_j(p) * M'(p), the soft mask
+    weighted by class j's map: its logit M'_j ("weighted with each logit (feature map before softmax)", the
+    default) or its probability softmax(M')_j (``weights="softmax"``)."""
+    if weights not in REGION_WEIGHTS:
+        raise ValueError(f"region_weights must be one of {', '.join(REGION_WEIGHTS)}, got {weights!r}")
     b, k, h, w = mask_logits.shape
     feats = mask_logits.flatten(2)                       # (B, K, N)
-    weights = feats.softmax(dim=1)                       # class-probability map of every class
-    return torch.matmul(weights, feats.transpose(1, 2)) / (h * w)
+    maps = feats.softmax(dim=1) if weights == "softmax" else feats
+    return torch.matmul(maps, feats.transpose(1, 2)) / (h * w)
 
 
 def cosine_assignment(pixel_descriptors: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
@@ -218,10 +253,10 @@ class StageFeatures(nn.Module):
     input. ResNet/PSPNet: C3, C4 and C5 (PSPNet: the PPM output). HRNet: branch 2 (1/8), branch 3
     upsampled to 1/8, and the HRNetV2 concatenation of all four branches at 1/8."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, stem: str | None = None):
         super().__init__()
         self.name = name
-        self.body = build_cnn_backbone(name)
+        self.body = build_cnn_backbone(name, stem=stem)
         self.hrnet = name.startswith("hrnet")
         oc = self.body.out_channels
         self.channels = (oc[1], oc[2], sum(oc)) if self.hrnet else (oc[1], oc[2], oc[3])
@@ -266,6 +301,7 @@ class MSAF(nn.Module):
     def __init__(self, backbone: str, num_classes: int, num_frames: int, *, motion_alignment: bool,
                  state_alignment: bool, semantic_assignment: bool, dcn: bool, motion_transformer: str,
                  dcn_modulated: bool, embed_dim: int | None, heads: int | None, vanilla_depth: int | None,
+                 region_weights: str = "logits", average_ce: bool = False, stem: str | None = None,
                  features: StageFeatures | None = None):
         super().__init__()
         if motion_transformer not in ("decoupled", "vanilla"):
@@ -280,9 +316,12 @@ class MSAF(nn.Module):
         self.motion = motion_alignment
         self.state = state_alignment
         self.semantic = semantic_assignment
+        if region_weights not in REGION_WEIGHTS:
+            raise ValueError(f"region_weights must be one of {', '.join(REGION_WEIGHTS)}, got {region_weights!r}")
         self.baseline = not (motion_alignment or state_alignment or semantic_assignment)
+        self.region_weights, self.average_ce = region_weights, average_ce
         self.num_frames = num_frames if motion_alignment else 1  # frames the model reads (target last)
-        self.features = features if features is not None else StageFeatures(backbone)
+        self.features = features if features is not None else StageFeatures(backbone, stem)
         c3, c4, c5 = self.features.channels
         d, h = EMBED[backbone]
         d, h = embed_dim or d, heads or h
@@ -360,7 +399,7 @@ class MSAF(nn.Module):
             out["mask_logits"] = self.mask_head(m_t)  # M(t)'
 
         if self.semantic:
-            logits = cosine_assignment(out["pixel_logits"], region_descriptors(out["mask_logits"]))
+            logits = cosine_assignment(out["pixel_logits"], region_descriptors(out["mask_logits"], self.region_weights))
         elif "pixel_logits" in out and "mask_logits" in out:  # "w/o Semantics": average of the two masks
             logits = 0.5 * (out["pixel_logits"] + out["mask_logits"])
         else:  # one branch only: its logits are the prediction (and its loss is the only one)
@@ -369,6 +408,27 @@ class MSAF(nn.Module):
         if not self.training:
             return logits
         out["logits"] = logits
+        return out
+
+    def lr_groups(self) -> dict[str, list[nn.Module]]:
+        """The ImageNet part of the backbone at the base LR (PSPNet's pyramid pooling module is new: head
+        LR), the deformable convolutions' offset convs at the offset LR, the rest at the head LR
+        (engine/schedule.py)."""
+        return {"backbone": [self.features.body.imagenet_part()], "offset": [a.offset_conv for a in self._dcns()]}
+
+    def _dcns(self) -> list[DeformConv2d]:
+        att = getattr(getattr(self, "motion_transformer", None), "att", None)
+        return [a for a in att.align if isinstance(a, DeformConv2d)] if att is not None else []
+
+    def diagnostics(self) -> dict[str, float]:
+        """Since the last call (training forwards): in-frame fraction and offset length (px) of each ATT
+        deformable convolution (``att_dcn1`` aligns the earliest reference), and ``ref_attention``, the mean
+        attention weight the target's token gives the reference tokens in ATT (2/3 would be uniform)."""
+        out = sampling_diagnostics({f"att_dcn{i + 1}": a for i, a in enumerate(self._dcns())})
+        att = getattr(getattr(self, "motion_transformer", None), "att", None)
+        share = att.block.read_other_share() if att is not None else None
+        if share is not None:
+            out["ref_attention"] = share
         return out
 
     def attention_flops(self, height: int, width: int) -> int:
@@ -397,8 +457,11 @@ class MSAF(nn.Module):
 
     def loss(self, outputs: dict, target: torch.Tensor) -> dict:
         """Eq. (15): L_M (final logits) + L_pd (pixel descriptors) + L_rd (soft mask), each pixel-wise CE
-        with the logits upsampled to the label (ignore 255). Branches a variant lacks contribute nothing."""
-        losses = {"ce": cross_entropy(outputs["logits"], target)}
+        with the logits upsampled to the label (ignore 255). Branches a variant lacks contribute nothing:
+        "w/o Semantics" (the average of the two masks is the prediction) trains with L_pd + L_rd, and adds a
+        CE on the average only with ``average_ce: true`` (the paper defines no such loss)."""
+        averaged = not self.semantic and "pixel_logits" in outputs and "mask_logits" in outputs
+        losses = {} if averaged and not self.average_ce else {"ce": cross_entropy(outputs["logits"], target)}
         if "pixel_logits" in outputs:
             losses["pd"] = cross_entropy(outputs["pixel_logits"], target)
         if "mask_logits" in outputs:
@@ -443,8 +506,8 @@ def matching_vanilla_depth(backbone: str, num_classes: int, num_frames: int, dim
 
 
 def build(backbone: str, num_classes: int, ref_offsets=(), **options) -> MSAF:
-    """Registry entry point (models/registry.py). Options: see DEFAULT_OPTIONS and the module docstring;
-    ``pretrained``: a local ImageNet checkpoint for the backbone (None = random init, recorded as such)."""
+    """Registry entry point (models/registry.py). Options: see DEFAULT_OPTIONS and the module docstring.
+    ImageNet weights are loaded by engine.train (``pretrained``, models/pretrained.py), not here."""
     if backbone not in BACKBONES:
         raise ValueError(f"MSAF takes backbones {', '.join(BACKBONES)}; got '{backbone}'")
     unknown = set(options) - set(DEFAULT_OPTIONS)
@@ -452,12 +515,6 @@ def build(backbone: str, num_classes: int, ref_offsets=(), **options) -> MSAF:
         raise ValueError(f"unknown MSAF option(s): {', '.join(sorted(unknown))} "
                          f"(known: {', '.join(DEFAULT_OPTIONS)})")
     opts = {**DEFAULT_OPTIONS, **options}
-    pretrained = opts.pop("pretrained")
     model = MSAF(backbone, num_classes, len(ref_offsets) + 1, **opts)
     model.ref_offsets = tuple(ref_offsets)
-    if pretrained:
-        from models.pretrained import load_backbone_weights
-        model.init_report = load_backbone_weights(model.features.body, pretrained, backbone)
-    else:
-        model.init_report = {"init": "random", "checkpoint": None}
     return model

@@ -10,8 +10,9 @@ paper's GFLOPs need it, see docs/reproduction-notes.md), then
 * SSEA, Eq. (1), per frame with shared weights, at the F2 size (1/8):
   S = LA(DCN([DS(F1) (+) F2 (+) US(F3) (+) US(F4)])). Each F_i is first embedded to E channels by a per-pixel
   linear (SegFormer's all-MLP embedding; at its own size for F3/F4, after DS for F1), DS = adaptive average
-  pooling, US = bilinear. DCN = InternImage's DCNv3 reading the 4E concatenation (its input projection does
-  the 4E -> C reduction), D = K^2 = 9 points, G groups; LA = pre-norm linear attention with a residual.
+  pooling, US = bilinear; a 1x1 conv reduces the 4E concatenation to C. DCN = InternImage's DCNv3 (D = K^2 =
+  9 points, G groups) as InternImage always uses it, a pre-norm residual branch x + DCN(LN(x)); LA =
+  pre-norm linear attention, also residual.
 * DSSA, two stages of the same progressive chain over the frames in time order. A stage maps per-frame maps
   [X(t-2), X(t-1), X(t)] to [X(t-2), Y(t-1), Y(t)] with Y(t-1) = A(X(t-1), X(t-2)) and Y(t) = A(X(t), Y(t-1)),
   where A(query, other) = query + SelectiveCrossAttention(query, other, coords) and coords (2P per pixel) come
@@ -19,8 +20,8 @@ paper's GFLOPs need it, see docs/reproduction-notes.md), then
   stride (2, 1) over the 2H-row map, the query rows at even positions), stage 2 takes their difference
   (3x3 conv). Stage 1 gives D(t-1), D_coarse(t); stage 2, fed [S(t-2), D(t-1), D_coarse(t)], gives D_fine(t).
   The two steps of a stage share its weights ("we repeat the aforementioned steps").
-* MCP-CL: D_fine -> 1x1 projection to M variates of C/M channels (M^t), one classifier per variate (grouped
-  1x1 conv), joint decision = 1x1 conv over the M x K variate logits (initialised to their mean). Training
+* MCP-CL: D_fine -> 1x1 projection (conv + BN + ReLU, mmseg's ConvModule) to M variates of C/M channels
+  (M^t), one classifier per variate (grouped 1x1 conv), joint decision = 1x1 conv over the M x K variate logits (initialised to their mean). Training
   adds class prototypes of correctly predicted pixels (Eq. 4), the prototype contrastive loss (Eq. 5) and
   the intra-class variate similarity loss (Eq. 6); Eq. (7) sums them. Prototypes and losses exist only in
   ``loss`` and cost nothing at inference.
@@ -31,11 +32,14 @@ Ablation switches (what replaces a removed part, docs/reproduction-notes.md):
     stage1/stage2=False   that stage is skipped (the other runs on what it would have received)
     mcp_cl=False          same network, trained with cross-entropy only (lambda1 = lambda2 = 0)
     variates=1            M = 1 (Eq. 6 is empty and counts 0)
-    linear_attention=False, dcn=False (input projection kept as a 1x1 conv), multi_scale=False (F2 only)
+    linear_attention=False, dcn=False (the residual branch is dropped), multi_scale=False (F2 only)
     (with ssea=False or multi_scale=False the encoder's stages 3-4 still run but are frozen: nothing reads them)
 
 Eval: ``forward(clip)`` returns target logits (B, K, H/8, W/8). Train: a dict with "logits" and
-"variate_features" (B, M, C/M, H/8, W/8) for ``loss``.
+"variate_features" (B, M, C/M, H/8, W/8) for ``loss``. ``forward`` = ``decode(extract(frames))``: the
+streaming split (each frame's encoder + SSEA map cached for t-3 and t-6). Hooks of the model contract:
+``lr_groups`` (encoder / offset layers / the rest) and ``diagnostics`` (in-frame fraction and offset length
+of DSSA's two coordinate maps and SSEA's DCN, logged by engine.train).
 """
 from __future__ import annotations
 
@@ -48,8 +52,10 @@ import torch.nn.functional as F
 from models.backbones.mit import DROP_PATH_RATE, MIT_SETTINGS, build_mit
 from models.heads.segformer_head import resize_to
 from models.losses import cross_entropy, resize_target
+from models.ops.dcnv3 import LN_EPS as DCN_LN_EPS
 from models.ops.dcnv3 import DCNv3
 from models.ops.linear_attention import LinearAttention
+from models.ops.sampling import record_sampling, sampling_diagnostics
 from models.ops.selective_cross_attention import SelectiveCrossAttention, base_coordinates, window_grid
 from videos.info import IGNORE_INDEX
 
@@ -87,7 +93,9 @@ class PixelLinear(nn.Module):
 
 
 class SSEA(nn.Module):
-    """Static semantic efficient aggregation, Eq. (1), on one frame's four stage features."""
+    """Static semantic efficient aggregation, Eq. (1), on one frame's four stage features:
+    x = reduce([DS(E1) (+) E2 (+) US(E3) (+) US(E4)]) (1x1 conv 4E -> C), x = x + DCN(LN(x)) (InternImage's
+    residual DCNv3 branch), S = x + LA(LN(x))."""
 
     def __init__(self, in_channels, width: int, embed_dim: int, deform_points: int, dcn_groups: int,
                  la_heads: int, multi_scale: bool, dcn: bool, linear_attention: bool):
@@ -95,12 +103,12 @@ class SSEA(nn.Module):
         self.multi_scale = multi_scale
         scales = range(4) if multi_scale else [1]
         self.embed = nn.ModuleDict({str(i): PixelLinear(in_channels[i], embed_dim) for i in scales})
-        cat = embed_dim * len(self.embed)
         kernel = math.isqrt(deform_points)
         if kernel * kernel != deform_points:
             raise ValueError(f"sdcpc: deform_points D = {deform_points} must be a square (a K x K kernel)")
-        # without DCN its input projection stays: the concatenation must still become C channels
-        self.dcn = (DCNv3(width, kernel, dcn_groups, in_channels=cat) if dcn else nn.Conv2d(cat, width, 1))
+        self.reduce = nn.Conv2d(embed_dim * len(self.embed), width, 1)
+        self.dcn_norm = nn.LayerNorm(width, eps=DCN_LN_EPS) if dcn else None
+        self.dcn = DCNv3(width, kernel, dcn_groups) if dcn else None
         self.la_norm = nn.LayerNorm(width) if linear_attention else None
         self.la = LinearAttention(width, la_heads) if linear_attention else None
 
@@ -113,10 +121,17 @@ class SSEA(nn.Module):
                 parts.append(embed(resize_to(feats[0], size)))
             else:             # embed at the native size, then US (bilinear); F2 is already at its size
                 parts.append(resize_to(embed(feats[i]), size))
-        x = self.dcn(torch.cat(parts, dim=1))
+        x = self.reduce(torch.cat(parts, dim=1))
+        if self.dcn is not None:
+            x = x + self.dcn(channel_norm(self.dcn_norm, x))
         if self.la is not None:
-            x = x + self.la(self.la_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+            x = x + self.la(channel_norm(self.la_norm, x))
         return x
+
+
+def channel_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the channels of a (B, C, H, W) map."""
+    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 # ------------------------------------------------------------------------------------------------ DSSA
@@ -149,7 +164,11 @@ class CoordinateMap(nn.Module):
         x = interleave_rows(query, other) if self.mode == "interleave" else query - other
         offsets = self.conv2(self.act(self.norm(self.conv1(x))))                 # (B, 2P, H, W)
         offsets = offsets.view(b, self.points, 2, h, w).permute(0, 3, 4, 1, 2)   # (B, H, W, P, 2)
-        return base_coordinates(h, w, self.points, like=query) + offsets
+        coords = base_coordinates(h, w, self.points, like=query) + offsets
+        if self.training:   # the window reaches (sqrt(P) - 1) / 2 pixels past the map even at zero offset
+            record_sampling(self, coords[..., 0], coords[..., 1], offsets.norm(dim=-1), *other.shape[-2:],
+                            margin=(math.isqrt(self.points) - 1) / 2)
+        return coords
 
 
 class SelectiveStage(nn.Module):
@@ -172,14 +191,20 @@ class SelectiveStage(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ MCP-CL
 class VariateHead(nn.Module):
-    """Projection to M variates, one prediction per variate, joint decision (a 1x1 conv over M x K)."""
+    """Projection (1x1 conv + BN + ReLU) to M variates, one prediction per variate, joint decision (a 1x1 conv
+    over M x K)."""
 
     def __init__(self, width: int, num_classes: int, variates: int, dropout: float):
         super().__init__()
         if width % variates:
             raise ValueError(f"sdcpc: width {width} not divisible by variates M = {variates}")
         self.variates, self.num_classes = variates, num_classes
-        self.project = nn.Conv2d(width, width, 1)
+        # the projection is a ConvModule (1x1 conv + BN + ReLU) as every mmseg-line head projects before its
+        # classifier (SegFormer's linear_fuse, CFFM's): without the norm the stack project -> variate classifiers
+        # -> joint decision is three linear maps in a row whose product grows at the head LR until one batch
+        # costs a loss of 8-12 (docs/reproduction-notes.md, "Training spikes")
+        self.project = nn.Sequential(nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width),
+                                     nn.ReLU(inplace=True))
         self.dropout = nn.Dropout2d(dropout)
         self.classify = nn.Conv2d(width, variates * num_classes, 1, groups=variates)
         self.joint = nn.Conv2d(variates * num_classes, num_classes, 1)
@@ -272,11 +297,14 @@ class SDCPC(nn.Module):
         else:
             self.static = PixelLinear(chans[1], width)
         self.stages = nn.ModuleList()
+        self.stage_names: list[str] = []   # "dssa1" (interleave comparator), "dssa2" (difference)
         if dssa:
             if stage1:
                 self.stages.append(SelectiveStage(width, coord_hidden, points, "interleave"))
+                self.stage_names.append("dssa1")
             if stage2:
                 self.stages.append(SelectiveStage(width, coord_hidden, points, "difference"))
+                self.stage_names.append("dssa2")
             self.temporal_fuse = None
         else:
             self.temporal_fuse = nn.Conv2d(self.num_frames * width, width, 1)
@@ -288,10 +316,23 @@ class SDCPC(nn.Module):
         b, t = clip.shape[:2]
         feats = self.backbone(clip.flatten(0, 1))                                # every frame, one batch
         feats = [f.view(b, t, *f.shape[1:]) for f in feats]
-        maps = []                                                                # time order, target last
-        for i in range(t):   # SSEA frame by frame: its deformable sampling is the largest tensor (1/3 peak)
-            frame = [f[:, i] for f in feats]
-            maps.append(self.static(frame) if isinstance(self.static, SSEA) else self.static(frame[1]))
+        # SSEA frame by frame: its deformable sampling is the largest tensor (1/3 of the peak this way)
+        maps = [self.static_map([f[:, i] for f in feats]) for i in range(t)]
+        return self.decode([torch.stack(maps, dim=1)])
+
+    def static_map(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """S of one frame (B, C, H/8, W/8) from its four encoder stages."""
+        return self.static(feats) if isinstance(self.static, SSEA) else self.static(feats[1])
+
+    def extract(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame part, frames (N, 3, H, W) -> [S (N, C, H/8, W/8)]: the encoder and SSEA. A streaming caller
+        keeps S of every frame and calls ``decode`` with those of t-6, t-3 and t stacked (B, T, C, h, w): each
+        step then encodes only the new frame (docs/architecture.md, streaming hooks)."""
+        return [self.static_map(self.backbone(frames))]
+
+    def decode(self, feats: list[torch.Tensor]):
+        """DSSA (or the temporal fusion) and MCP-CL's head on the stacked per-frame maps, time order, target last."""
+        maps = list(feats[0].unbind(1))
         if self.temporal_fuse is not None:
             fused = self.temporal_fuse(torch.cat(maps, dim=1))
         else:
@@ -302,6 +343,22 @@ class SDCPC(nn.Module):
         if self.training:
             return {"logits": logits, "variate_features": variate_features}
         return logits
+
+    def lr_groups(self) -> dict[str, list[nn.Module]]:
+        """The MiT encoder trains at the base LR; the layers that emit sampling positions (DSSA's last
+        coordinate conv, DCNv3's offset linear) at the offset LR; everything else at the head LR
+        (engine/schedule.py)."""
+        offsets = [stage.coords.conv2 for stage in self.stages]
+        if isinstance(self.static, SSEA) and self.static.dcn is not None:
+            offsets.append(self.static.dcn.offset)
+        return {"backbone": [self.backbone], "offset": offsets}
+
+    def diagnostics(self) -> dict[str, float]:
+        """In-frame fraction and offset length (px) of every sampler since the last call (training forwards)."""
+        named = {name: stage.coords for name, stage in zip(self.stage_names, self.stages)}
+        if isinstance(self.static, SSEA) and self.static.dcn is not None:
+            named["ssea_dcn"] = self.static.dcn
+        return sampling_diagnostics(named)
 
     def loss(self, outputs, target: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs

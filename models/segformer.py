@@ -13,7 +13,8 @@ Options (registry ``options`` or ``build_model`` overrides):
 Model contract (docs/architecture.md): ``forward(clip (B, T, 3, H, W))`` with T = 1 returns logits
 (B, K, H/s, W/s), s = output_stride, in eval mode and ``{"logits": ...}`` in train mode; ``loss(outputs, target)`` is
 cross-entropy (ignore 255) with the logits upsampled to the label, as mmseg trains SegFormer.
-``train_only_modules()`` lists submodules run only for the loss (none here), see metrics/complexity.py.
+``train_only_modules()`` lists submodules run only for the loss (none here), see metrics/complexity.py;
+``lr_groups()`` puts the encoder at the base LR (engine/schedule.py).
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ class SegFormer(nn.Module):
 
     def train_only_modules(self) -> list[nn.Module]:
         return []
+
+    def lr_groups(self) -> dict[str, list[nn.Module]]:
+        """The MiT encoder at the base LR, the head at the head LR (engine/schedule.py)."""
+        return {"backbone": [self.backbone]}
 
 
 def build(backbone: str, num_classes: int, ref_offsets=(), **options) -> SegFormer:

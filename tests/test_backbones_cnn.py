@@ -1,4 +1,4 @@
-"""CNN backbones (dilated ResNet, PSPNet, HRNetV2), deformable convolution, and the pretrained-weight loader."""
+"""CNN backbones (dilated ResNet, PSPNet, HRNetV2) and the deformable convolution (weights: test_pretrained.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +7,6 @@ from models.backbones import CNN_BACKBONES, build_cnn_backbone
 from models.backbones.hrnet import HRNet
 from models.backbones.pspnet import PSP_BINS
 from models.ops.deform_conv import DeformConv2d, deform_conv2d
-from models.pretrained import describe, load_backbone_weights, load_state
 
 
 def n_params(m):
@@ -134,64 +133,3 @@ def test_deform_conv_offsets_sample_where_they_point():
 def test_deform_conv_rejects_wrong_offset_shape():
     with pytest.raises(ValueError, match="offset must be"):
         deform_conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(1, 18, 4, 4), torch.zeros(3, 2, 3, 3), padding=1)
-
-
-# ------------------------------------------------------------------------------------ pretrained weights
-def _random_state(module, prefix=""):
-    g = torch.Generator().manual_seed(1)
-    return {prefix + k: (torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone())
-            for k, v in module.state_dict().items()}
-
-
-def test_loader_reads_mmcv_resnet_v1c_naming(tmp_path):
-    src = build_cnn_backbone("resnet18")
-    state = _random_state(src, "module.")            # a DataParallel-saved checkpoint
-    state["module.fc.weight"] = torch.zeros(1000, 512)
-    state["module.fc.bias"] = torch.zeros(1000)
-    path = tmp_path / "resnet18_v1c.pth"
-    torch.save({"state_dict": state}, path)
-    dst = build_cnn_backbone("resnet18")
-    report = load_backbone_weights(dst, path, "resnet18")
-    assert report["missing"] == [] and report["unexpected"] == [] and report["mismatched"] == []
-    assert report["ignored"] == ["module.fc.bias", "module.fc.weight"]
-    assert report["loaded"] == len(dst.state_dict())
-    torch.testing.assert_close(dst.layer3[1].conv2.weight, state["module.layer3.1.conv2.weight"])
-    torch.testing.assert_close(dst.stem[7].running_var, state["module.stem.7.running_var"])
-    assert "0 missing" in describe(report)
-
-
-def test_loader_maps_timm_deep_stem_and_reports_torchvision_stem():
-    dst = build_cnn_backbone("resnet18")
-    own = _random_state(dst)
-    timm = {k: v for k, v in own.items() if not k.startswith("stem.")}
-    for ours, theirs in (("stem.0.", "conv1.0."), ("stem.1.", "conv1.1."), ("stem.3.", "conv1.3."),
-                         ("stem.4.", "conv1.4."), ("stem.6.", "conv1.6."), ("stem.7.", "bn1.")):
-        timm.update({theirs + k[len(ours):]: v for k, v in own.items() if k.startswith(ours)})
-    report = load_state(dst, timm, "resnet")
-    assert report["missing"] == [] and report["unexpected"] == []
-    torch.testing.assert_close(dst.stem[0].weight, timm["conv1.0.weight"])
-
-    torchvision = {k: v for k, v in own.items() if not k.startswith("stem.")}
-    torchvision["conv1.weight"] = torch.zeros(64, 3, 7, 7)
-    torchvision["bn1.weight"] = torch.ones(64)
-    report = load_state(build_cnn_backbone("resnet18"), torchvision, "resnet")
-    assert report["unexpected"] == ["bn1.weight", "conv1.weight"]
-    assert "stem.0.weight" in report["missing"] and not any(k.startswith("layer") for k in report["missing"])
-
-
-def test_loader_reads_hrnet_naming_and_reports_shape_mismatch():
-    dst = build_cnn_backbone("hrnet_w18")
-    state = _random_state(dst)
-    assert "transition2.2.0.0.weight" in state and "stage4.2.fuse_layers.3.0.2.0.weight" in state  # public names
-    state["incre_modules.0.0.conv1.weight"] = torch.zeros(32, 18, 1, 1)  # classification-only: ignored
-    state["stage2.0.branches.0.0.conv1.weight"] = torch.zeros(18, 18, 1, 1)  # wrong shape: not loaded
-    report = load_state(dst, state, "hrnet")
-    assert report["ignored"] == ["incre_modules.0.0.conv1.weight"]
-    assert report["mismatched"] == [("stage2.0.branches.0.0.conv1.weight", [18, 18, 1, 1], [18, 18, 3, 3])]
-    assert report["missing"] == ["stage2.0.branches.0.0.conv1.weight"] and report["unexpected"] == []
-    torch.testing.assert_close(dst.transition3[3][0][0].weight, state["transition3.3.0.0.weight"])
-
-
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
-        load_backbone_weights(build_cnn_backbone("resnet18"), tmp_path / "none.pth", "resnet18")

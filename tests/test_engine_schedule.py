@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from engine.schedule import PolyWarmup, backbone_parameter_names, make_scheduler, param_groups
+from engine.schedule import (PolyWarmup, backbone_parameter_names, make_scheduler, param_groups,
+                             parameter_groups_by_name)
 
 
 def test_poly_without_warmup_hand_values():
@@ -56,7 +57,7 @@ def test_no_backbone_one_lr_with_warning():
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         groups = param_groups(net, lr=0.01, head_lr_mult=10.0, weight_decay=0.0)
-    assert any("no `backbone`" in str(x.message) for x in w)
+    assert any("declares no lr_groups() and has no `backbone`" in str(x.message) for x in w)
     assert {g["lr"] for g in groups} == {0.01}
 
 
@@ -77,3 +78,55 @@ def test_scheduler_drives_every_group():
     sched2 = make_scheduler(opt2, iters=4, warmup_iters=0, warmup_ratio=0.0, power=1.0, min_lr=0.0, lr=0.01)
     sched2.load_state_dict(state)
     assert sched2.last_epoch == 4
+
+
+class Declared(nn.Module):
+    """A model declaring its groups: an encoder with an offset layer inside, a head with another."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 18, 1))   # [1] emits offsets
+        self.head = nn.Sequential(nn.Conv2d(4, 18, 1), nn.Conv2d(4, 2, 1))       # [0] emits offsets
+
+    def lr_groups(self):
+        return {"backbone": [self.encoder], "offset": [self.encoder[1], self.head[0]]}
+
+
+def test_model_declared_groups_offsets_at_a_tenth_of_the_base_lr():
+    groups = {g["name"]: g for g in param_groups(Declared(), lr=0.01, head_lr_mult=10.0, weight_decay=0.05)}
+    assert set(groups) == {"backbone", "backbone_no_decay", "head", "head_no_decay", "offset", "offset_no_decay"}
+    assert groups["offset"]["lr"] == pytest.approx(0.001) and groups["offset"]["lr_mult"] == pytest.approx(0.1)
+    assert groups["head"]["lr"] == pytest.approx(0.1) and groups["backbone"]["lr"] == pytest.approx(0.01)
+    net = Declared()
+    by_name = parameter_groups_by_name(net)
+    assert by_name["encoder.0.weight"] == "backbone" and by_name["encoder.1.weight"] == "offset"  # offset wins
+    assert by_name["head.0.bias"] == "offset" and by_name["head.1.weight"] == "head"
+    custom = {g["name"]: g for g in param_groups(net, lr=0.01, head_lr_mult=10.0, weight_decay=0.0,
+                                                 offset_lr_mult=0.5)}
+    assert custom["offset"]["lr"] == pytest.approx(0.005)
+
+
+def test_unknown_declared_group_is_an_error():
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.x = nn.Linear(2, 2)
+
+        def lr_groups(self):
+            return {"offsets": [self.x]}
+
+    with pytest.raises(ValueError, match="unknown group.*offsets"):
+        param_groups(Bad(), lr=0.01, head_lr_mult=10.0, weight_decay=0.0)
+
+
+def test_every_registered_family_declares_its_groups():
+    """SegFormer / SD-CPC / MSAF: encoder at the base LR, every offset layer low, nothing left undeclared by
+    accident (the head is what remains)."""
+    from models import build_model
+
+    for variant, backbone, n_offsets in (("segformer", "mit_b0", 0), ("sdcpc", "mit_b0", 3), ("msaf", "resnet18", 2)):
+        with torch.device("meta"):
+            model = build_model(variant, backbone, 3)
+        by_name = parameter_groups_by_name(model)
+        assert {g for n, g in by_name.items() if n.startswith(("backbone.", "features.body."))} == {"backbone"}
+        assert sum(1 for n, g in by_name.items() if g == "offset" and n.endswith("weight")) == n_offsets

@@ -253,27 +253,51 @@ def test_ddp_two_processes_gloo_identical_weights(tmp_path):
 
 
 def test_pretrained_backbone_from_local_file(tmp_path):
-    from engine.train import load_pretrained
+    from models.pretrained import load_pretrained
 
     src = TinySeg()
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in src.backbone.state_dict().items()}},
                tmp_path / "w.pth")
     dst = TinySeg()
-    report = load_pretrained(dst, tmp_path / "w.pth", "tiny")
-    assert report["loaded"] == len(src.backbone.state_dict())
+    report = load_pretrained(dst, str(tmp_path / "w.pth"), "tiny")
+    assert report["loaded"] == report["expected"] == len(src.backbone.state_dict()) - 1   # num_batches_tracked
     assert torch.equal(dst.backbone[0].weight, src.backbone[0].weight)
     assert not torch.equal(dst.decode_head[1].weight, src.decode_head[1].weight)   # the head is untouched
     torch.save({"other.weight": torch.zeros(2)}, tmp_path / "bad.pth")
-    with pytest.raises(InputError, match="no tensor fits"):
-        load_pretrained(dst, tmp_path / "bad.pth", "tiny")
+    with pytest.raises(InputError, match="bad.pth: does not fit tiny"):
+        load_pretrained(dst, str(tmp_path / "bad.pth"), "tiny")
     with pytest.raises(InputError, match="not found"):
-        load_pretrained(dst, tmp_path / "none.pth", "tiny")
-    # through the training config: the run records where the backbone came from
+        load_pretrained(dst, str(tmp_path / "none.pth"), "tiny")
+    # through the training config: the run records where the backbone came from; a misfit stops it at once
     run_tiny(tmp_path / "run", cfg=tiny_cfg(iters=1, pretrained=str(tmp_path / "w.pth")))
     assert "w.pth" in ckpt_io.load_model_file(tmp_path / "run" / "model.pt")["provenance"]["backbone_init"]
+    with pytest.raises(InputError, match="does not fit"):
+        run_tiny(tmp_path / "bad_run", cfg=tiny_cfg(iters=1, pretrained=str(tmp_path / "bad.pth")))
+    assert not (tmp_path / "bad_run" / "checkpoint.pt").exists()
 
 
 def test_dataloader_workers_give_the_same_run(tmp_path):
     run_tiny(tmp_path / "w0", cfg=tiny_cfg(iters=3, num_workers=0))
     run_tiny(tmp_path / "w1", cfg=tiny_cfg(iters=3, num_workers=1))
     assert_same_state(weights(tmp_path / "w0" / "model.pt"), weights(tmp_path / "w1" / "model.pt"))
+
+
+class SamplingTinySeg(TinySeg):
+    """TinySeg with a diagnostics hook whose in-frame fraction falls by 0.3 per training step."""
+
+    def diagnostics(self):
+        return {"inframe_probe": 1.0 - 0.3 * (self.calls - 1), "offset_px_probe": 0.5 * self.calls}
+
+
+def test_diagnostics_are_logged_per_iteration_and_a_dying_sampler_is_said_once(tmp_path, capsys):
+    cfg = tiny_cfg(iters=4, progress="lines", log_every=1)
+    train(cfg, tmp_path, variant="tiny", backbone="tiny", dataset="synthetic", root=None,
+          model_factory=lambda k: SamplingTinySeg(k), data_factory=lambda: (TinyClips(), NUM_CLASSES))
+    rows = list(csv.DictReader(open(tmp_path / "train_log.csv")))
+    assert [round(float(r["inframe_probe"]), 6) for r in rows] == [1.0, 0.7, 0.4, 0.1]
+    assert [float(r["offset_px_probe"]) for r in rows] == [0.5, 1.0, 1.5, 2.0]
+    err = capsys.readouterr().err
+    assert "iter 2/4" in err and "inframe_probe 0.700" in err                   # the log lines print it
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: iteration 3: inframe_probe 0.40 < 0.5: deformable samples are leaving the "
+                        "feature map"]

@@ -1,4 +1,4 @@
-"""MSAF (CVPR 2023): semantic assignment on hand-made cases, every registered variant on every backbone, the
+"""MSAF (Su et al., CVPR 2023): semantic assignment on hand-made cases, every registered variant on every backbone, the
 loss of Eq. (15), gradients, the Baseline + TR parameter condition, fvcore tracing."""
 import math
 from functools import lru_cache
@@ -40,18 +40,22 @@ def test_cosine_assignment_hand_made():
     assert (regions[0] @ pixels[0, :, 0]).argmax(0).tolist() == [0, 1]
 
 
-def test_region_descriptors_are_mask_weighted_averages():
+def test_region_descriptors_are_the_soft_mask_weighted_by_each_logit():
     ln3 = math.log(3.0)
     mask = torch.tensor([[0.0, ln3], [0.0, 0.0]]).view(1, 2, 1, 2)  # p0 = (0, 0), p1 = (ln3, 0)
-    # class probabilities: p0 (1/2, 1/2), p1 (3/4, 1/4); r_j = mean_p w_j(p) M'(p)
+    # "weighted with each logit": r_j = mean_p M'_j(p) M'(p): r_0 = (0 + ln3 (ln3, 0)) / 2, r_1 = 0
+    torch.testing.assert_close(region_descriptors(mask), torch.tensor([[[ln3 * ln3 / 2, 0.0], [0.0, 0.0]]]))
+    # the softmax option: class probabilities p0 (1/2, 1/2), p1 (3/4, 1/4)
     expected = torch.tensor([[[0.375 * ln3, 0.0], [0.125 * ln3, 0.0]]])
-    torch.testing.assert_close(region_descriptors(mask), expected)
+    torch.testing.assert_close(region_descriptors(mask, "softmax"), expected)
+    with pytest.raises(ValueError, match="region_weights must be one of logits, softmax"):
+        region_descriptors(mask, "sigmoid")
 
 
 # ------------------------------------------------------------------------------------ every variant x backbone
 @lru_cache(maxsize=None)
-def _shared_backbone(name):
-    return build_cnn_backbone(name).eval()
+def _shared_backbone(name, stem=None):
+    return build_cnn_backbone(name, stem=stem).eval()
 
 
 @pytest.fixture
@@ -113,7 +117,7 @@ def test_pspnet_baseline_is_pspnet():
 # ------------------------------------------------------------------------------------ training: loss, grads
 EXPECTED_LOSSES = {
     "msaf": {"ce", "pd", "rd"}, "msaf_wo_motion": {"ce", "pd", "rd"}, "msaf_wo_state": {"ce", "pd", "rd"},
-    "msaf_wo_semantics": {"ce", "pd", "rd"}, "msaf_wo_dcn": {"ce", "pd", "rd"},
+    "msaf_wo_semantics": {"pd", "rd"}, "msaf_wo_dcn": {"ce", "pd", "rd"},
     "msaf_baseline": {"ce"}, "msaf_baseline_tr": {"ce"}, "msaf_motion_only": {"ce"}, "msaf_state_only": {"ce"},
 }
 
@@ -150,9 +154,60 @@ def test_semantic_assignment_logits_are_the_cosine_of_the_two_branches():
     out = model(clip_for(model, batch=2))
     expected = cosine_assignment(out["pixel_logits"], region_descriptors(out["mask_logits"]))
     torch.testing.assert_close(out["logits"], expected)
+    soft = build_model("msaf", "resnet18", K, region_weights="softmax").train()
+    out = soft(clip_for(soft, batch=2))
+    torch.testing.assert_close(out["logits"], cosine_assignment(out["pixel_logits"],
+                                                                region_descriptors(out["mask_logits"], "softmax")))
     wo = build_model("msaf_wo_semantics", "resnet18", K).train()
     out = wo(clip_for(wo, batch=2))
     torch.testing.assert_close(out["logits"], 0.5 * (out["pixel_logits"] + out["mask_logits"]))
+
+
+def test_wo_semantics_adds_a_ce_on_the_average_only_when_asked():
+    torch.manual_seed(0)
+    target = torch.randint(0, K, (2, 32, 32))
+    for average_ce, keys in ((False, {"pd", "rd"}), (True, {"ce", "pd", "rd"})):
+        wo = build_model("msaf_wo_semantics", "resnet18", K, average_ce=average_ce).train()
+        losses = wo.loss(wo(clip_for(wo, batch=2)), target)
+        assert set(losses) == keys | {"total"}
+        torch.testing.assert_close(losses["total"], sum(losses[k] for k in keys))
+
+
+def test_lr_groups_put_the_pyramid_pooling_module_in_the_head_and_the_offsets_low():
+    model = build_model("msaf", "pspnet18", K)
+    groups = model.lr_groups()
+    assert groups["backbone"] == [model.features.body.resnet]                   # ImageNet part only
+    assert [id(m) for m in groups["offset"]] == [id(a.offset_conv) for a in model.motion_transformer.att.align]
+    from engine.schedule import parameter_groups_by_name
+    by_name = parameter_groups_by_name(model)
+    assert {by_name[n] for n in by_name if n.startswith("features.body.ppm.")} == {"head"}
+    assert {by_name[n] for n in by_name if n.startswith("features.body.resnet.")} == {"backbone"}
+    assert build_model("msaf_wo_dcn", "resnet18", K).lr_groups()["offset"] == []
+
+
+def test_dcn_offsets_are_bounded_and_diagnostics_see_them():
+    torch.manual_seed(0)
+    model = build_model("msaf", "resnet18", K).train()
+    for a in model.motion_transformer.att.align:            # an offset conv gone wild: 50 px everywhere
+        torch.nn.init.constant_(a.offset_conv.bias, 50.0)
+    model(clip_for(model, batch=2))
+    d = model.diagnostics()
+    assert set(d) == {"inframe_att_dcn1", "offset_px_att_dcn1", "inframe_att_dcn2", "offset_px_att_dcn2",
+                      "ref_attention"}
+    # each of (dy, dx) saturates at B = 1 pixel: length sqrt(2); the 3x3 taps stay within 2 pixels
+    assert d["offset_px_att_dcn1"] == pytest.approx(math.sqrt(2) * math.tanh(50.0), rel=1e-5)
+    assert d["inframe_att_dcn1"] > 0.5 and 0.0 < d["ref_attention"] < 1.0
+    assert model.diagnostics() == {}
+
+
+def test_torchvision_stem_option_builds_the_7x7_stem():
+    model = build_model("msaf", "resnet18", K, stem="v1b")
+    body = model.features.body
+    assert body.conv1.weight.shape == (64, 3, 7, 7) and not hasattr(body, "stem")
+    with torch.no_grad():
+        assert model.eval()(clip_for(model)).shape == (1, K, 4, 4)                # output stride 8 still
+    with pytest.raises(ValueError, match="has its own stem"):
+        build_model("msaf", "hrnet_w18", K, stem="v1b")
 
 
 # ------------------------------------------------------------------------------------ parameters
@@ -220,10 +275,3 @@ def test_bad_options_are_clear_errors():
         msaf.build("mit_b1", K, ref_offsets=(-2, -1))
 
 
-def test_random_init_is_recorded_and_pretrained_loads(tmp_path):
-    model = msaf.build("resnet18", K, ref_offsets=(-2, -1))
-    assert model.init_report == {"init": "random", "checkpoint": None}
-    path = tmp_path / "r18.pth"
-    torch.save(build_cnn_backbone("resnet18").state_dict(), path)
-    model = msaf.build("resnet18", K, ref_offsets=(-2, -1), pretrained=str(path))
-    assert model.init_report["init"] == "pretrained" and model.init_report["missing"] == []

@@ -26,9 +26,9 @@ def expected_params(backbone: str, num_classes: int, frames: int, o: dict) -> in
     if o["ssea"]:
         scales = chans if o["multi_scale"] else chans[1:2]
         n += sum((ci + 1) * e for ci in scales)                               # per-scale embeddings
-        cat = e * len(scales)
-        n += (dcnv3_param_count(c, o["dcn_groups"], math.isqrt(o["deform_points"]), in_channels=cat)
-              if o["dcn"] else (cat + 1) * c)
+        n += (e * len(scales) + 1) * c                                        # 1x1 reduction 4E -> C
+        if o["dcn"]:                                                          # LayerNorm + residual DCNv3
+            n += 2 * c + dcnv3_param_count(c, o["dcn_groups"], math.isqrt(o["deform_points"]))
         if o["linear_attention"]:
             n += 2 * c + 4 * (c * c + c)                                      # LayerNorm + q, k, v, out
     else:
@@ -39,7 +39,7 @@ def expected_params(backbone: str, num_classes: int, frames: int, o: dict) -> in
     else:
         n += (frames * c + 1) * c                                             # temporal 1x1 fusion
     m = o["variates"]
-    n += (c * c + c) + (c * k + m * k) + (m * k * k + k)                     # projection, variates, joint
+    n += (c * c + 2 * c) + (c * k + m * k) + (m * k * k + k)                 # projection + BN, variates, joint
     return n
 
 
@@ -67,8 +67,8 @@ def test_full_model_parameters_within_3_percent_of_the_paper(backbone, paper_mil
 
 
 def test_headline_counts_quoted_in_the_notes():
-    assert count(meta_build("sdcpc", "mit_b1", 124)) == 15_030_484
-    assert count(meta_build("sdcpc", "mit_b0", 19)) == 5_058_891
+    assert count(meta_build("sdcpc", "mit_b1", 124)) == 14_959_828
+    assert count(meta_build("sdcpc", "mit_b0", 19)) == 4_988_235
 
 
 # the SD-CPC modules shrunk for speed (the structure is the same; counts are tested on meta-device builds)
@@ -115,6 +115,43 @@ def test_target_frame_is_last_and_references_matter():
         changed = clip.clone()
         changed[:, 0] += 1.0
         assert not torch.allclose(model(changed), base)
+
+
+@pytest.mark.parametrize("variant", SDCPC_VARIANTS)
+def test_streaming_extract_decode_equals_the_clip_forward(variant):
+    """Each frame's encoder + SSEA map, computed alone (as a stream caches t-6 and t-3), then decode: the clip."""
+    model = small(variant).eval()
+    clip = tiny_clip(model.num_frames, b=2)
+    with torch.no_grad():
+        whole = model(clip)
+        per_frame = [model.extract(clip[:, i]) for i in range(clip.shape[1])]   # one frame at a time
+        stacked = [torch.stack([f[j] for f in per_frame], dim=1) for j in range(len(per_frame[0]))]
+        streamed = model.decode(stacked)
+    torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_lr_groups_name_the_encoder_and_every_sampling_offset_layer():
+    model = small("sdcpc")
+    groups = model.lr_groups()
+    assert groups["backbone"] == [model.backbone]
+    assert {id(m) for m in groups["offset"]} == {id(model.stages[0].coords.conv2), id(model.stages[1].coords.conv2),
+                                                id(model.static.dcn.offset)}
+    assert len(small("sdcpc_wo_dcn").lr_groups()["offset"]) == 2               # the two coordinate maps
+    only_ssea = small("sdcpc_only_ssea")
+    assert only_ssea.lr_groups()["offset"] == [only_ssea.static.dcn.offset]
+
+
+def test_diagnostics_report_each_sampler_once_per_training_step():
+    model = small("sdcpc").train()
+    model(tiny_clip(b=2))
+    d = model.diagnostics()
+    assert set(d) == {f"{k}_{s}" for k in ("inframe", "offset_px") for s in ("dssa1", "dssa2", "ssea_dcn")}
+    assert all(d[f"inframe_{s}"] == 1.0 and d[f"offset_px_{s}"] == 0.0 for s in ("dssa1", "dssa2", "ssea_dcn"))
+    assert model.diagnostics() == {}                                           # read once, then reset
+    model.eval()
+    with torch.no_grad():
+        model(tiny_clip())
+    assert model.diagnostics() == {}                                           # inference records nothing
 
 
 def test_gradients_reach_every_trainable_parameter():
@@ -245,7 +282,7 @@ def test_joint_decision_starts_as_the_mean_of_the_variates():
     model = build("mit_b0", 3, dropout=0.0, **SMALL).eval()
     x = torch.randn(1, SMALL["width"], 2, 2)
     head = model.head
-    variate_logits = head.classify(head.project(x)).view(1, head.variates, 3, 2, 2)
+    variate_logits = head.classify(head.project(x)).view(1, head.variates, 3, 2, 2)   # eval: BN running stats
     torch.testing.assert_close(head(x)[0], variate_logits.mean(1), rtol=1e-5, atol=1e-6)
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from models.ops.dcnv3 import DCNv3, dcnv3_core, dcnv3_param_count, kernel_grid
+from models.ops.sampling import in_frame_fraction, read_sampling
 from models.ops.linear_attention import LinearAttention, feature_map, linear_attention, softmax_attention
 from models.ops.selective_cross_attention import (SelectiveCrossAttention, base_coordinates,
                                                   dense_cross_attention, selective_cross_attention,
@@ -63,10 +64,31 @@ def test_dcnv3_parameter_formula(channels, group):
         assert dcnv3_param_count(channels, group) == 245_680
 
 
-def test_dcnv3_reading_a_wider_input():
-    m = DCNv3(128, group=8, in_channels=512)          # SD-CPC's DCN on the 4-scale concatenation
-    assert sum(p.numel() for p in m.parameters()) == dcnv3_param_count(128, 8, in_channels=512) == 199_128
-    assert m(torch.randn(1, 512, 3, 4)).shape == (1, 128, 3, 4)
+def test_dcnv3_records_where_its_points_land_in_training_only():
+    m = DCNv3(8, group=2)
+    x = torch.randn(1, 8, 5, 5)
+    m.eval()
+    m(x)
+    assert read_sampling(m) == {}                     # nothing recorded at inference (or in a trace)
+    m.train()
+    m(x)
+    m(x)
+    assert read_sampling(m) == {"in_frame": 1.0, "offset_px": 0.0}   # zero offsets: the 3x3 layout itself
+    assert read_sampling(m) == {}                     # reading resets
+    with torch.no_grad():                             # every offset 2 px to the right
+        m.offset.bias.copy_(torch.tensor([2.0, 0.0]).repeat(2 * 9))
+    m(x)
+    stats = read_sampling(m)
+    # column + kernel dx + 2 must stay <= 4.5 + 1 (the map plus the 3x3 layout's 1-pixel margin): all 5 columns
+    # with dx = -1, columns 0..3 with dx = 0, columns 0..2 with dx = +1 -> (5 + 4 + 3) / 15 of the taps
+    assert stats["in_frame"] == pytest.approx(12 / 15) and stats["offset_px"] == pytest.approx(2.0)
+
+
+def test_in_frame_fraction_counts_the_map_plus_its_margin():
+    xs = torch.tensor([-1.6, -1.5, -0.5, 0.0, 3.5, 4.5, 5.5, 5.6])
+    ys = torch.zeros_like(xs)
+    assert in_frame_fraction(xs, ys, 5, 5, margin=0.0).item() == pytest.approx(4 / 8)   # [-0.5, 4.5]
+    assert in_frame_fraction(xs, ys, 5, 5, margin=1.0).item() == pytest.approx(6 / 8)   # [-1.5, 5.5]
 
 
 def test_dcnv3_gradients_reach_every_parameter_once_offsets_are_nonzero():

@@ -99,6 +99,10 @@ class HRNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def imagenet_part(self) -> nn.Module:
+        """What an ImageNet checkpoint initialises: the whole network (its classification heads are dropped)."""
+        return self
+
     @staticmethod
     def _transition(prev: tuple[int, ...], widths: tuple[int, ...]) -> nn.ModuleList:
         layers = []
@@ -137,11 +141,3 @@ class HRNet(nn.Module):
                 b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
             out.append(b)
         return torch.cat(out, dim=1)
-
-
-def hrnet_w18() -> HRNet:
-    return HRNet(18)
-
-
-def hrnet_w48() -> HRNet:
-    return HRNet(48)

@@ -4,8 +4,8 @@
     encoder = build_mit("mit_b1")          # encoder.channels == (64, 128, 320, 512)
     f1, f2, f3, f4 = encoder(images)       # (B, C_i, H/s, W/s) for s = 4, 8, 16, 32
 
-Module names follow the public SegFormer/MiT checkpoints (patch_embed1.proj, block1.0.attn.q, norm1, ...),
-so an ImageNet MiT state dict loads with ``load_pretrained`` and only its classifier ("head.*") is left out.
+Module names follow the official SegFormer/MiT checkpoints (patch_embed1.proj, block1.0.attn.q, norm1, ...);
+models/pretrained.py loads those and the mmseg and Hugging Face layouts (docs/weights.md).
 
 Attention is written with ``F.scaled_dot_product_attention`` (memory-efficient kernels on CUDA, chunked on
 CPU), so MiT-B5 at 1024x2048 does not materialise the stage-1 attention matrix; ``metrics.complexity``
@@ -34,6 +34,9 @@ PATCH_KERNELS = (7, 3, 3, 3)
 PATCH_STRIDES = (4, 2, 2, 2)
 STRIDES = (4, 8, 16, 32)     # output stride of F1..F4
 DROP_PATH_RATE = 0.1         # spread linearly over all blocks, as SegFormer trains
+# The official code builds blocks and stage norms with partial(nn.LayerNorm, eps=1e-6); the patch-embedding
+# and spatial-reduction norms are plain nn.LayerNorm (1e-5).
+NORM_EPS = 1e-6
 
 MIT_SETTINGS: dict[str, MiTSetting] = {
     "mit_b0": MiTSetting((32, 64, 160, 256), (2, 2, 2, 2)),
@@ -126,10 +129,10 @@ class MixFFN(nn.Module):
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int, sr_ratio: int, drop_path: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=NORM_EPS)
         self.attn = EfficientSelfAttention(dim, heads, sr_ratio)
         self.drop_path = DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=NORM_EPS)
         self.mlp = MixFFN(dim, dim * MLP_RATIO)
 
     def forward(self, x, h: int, w: int):
@@ -153,9 +156,13 @@ class MixVisionTransformer(nn.Module):
             setattr(self, f"patch_embed{i}", OverlapPatchEmbed(prev, dim, PATCH_KERNELS[i - 1], PATCH_STRIDES[i - 1]))
             setattr(self, f"block{i}", nn.ModuleList(
                 Block(dim, HEADS[i - 1], SR_RATIOS[i - 1], rates[first + j]) for j in range(depth)))
-            setattr(self, f"norm{i}", nn.LayerNorm(dim))
+            setattr(self, f"norm{i}", nn.LayerNorm(dim, eps=NORM_EPS))
             first += depth
         self.apply(_init_weights)
+
+    def imagenet_part(self) -> nn.Module:
+        """What an ImageNet checkpoint initialises: the whole encoder (its classifier is dropped)."""
+        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -179,9 +186,9 @@ class MixVisionTransformer(nn.Module):
     def analytic_attention_flops(self, height: int, width: int) -> float:
         """SegFormer's analytic attention term for one H x W image, which mmcv's module hooks cannot see:
         per block 2 * (h w) * (h w / r^2) * dim multiply-adds (QK^T and AV), h, w = H // stride, W // stride,
-        the key count h w / r^2 not rounded. With the hooks this reproduces every rebuilt figure of
-        REFERENCE-FACTS (B0 13.93, B1 26.63, B2 43.65, B5 126.76 at 480x853); the real token grids
-        (``token_grids``) would give B1 26.63, B5 127.30 (docs/reproduction-notes.md)."""
+        the key count h w / r^2 not rounded. With the hooks this gives the SegFormer-line counts (B0 13.93,
+        B1 26.63 = SD-CPC Table 1's 26.6, B2 43.65, B5 126.76 at 480x853 with the 256-wide head); the real
+        token grids (``token_grids``) would give B1 26.63, B5 127.30 (docs/reproduction-notes.md)."""
         total = 0.0
         for stride, dim, depth, r in zip(STRIDES, self.setting.dims, self.setting.depths, SR_RATIOS):
             h, w = height // stride, width // stride
@@ -214,15 +221,3 @@ def build_mit(name: str, drop_path_rate: float = DROP_PATH_RATE) -> MixVisionTra
 def mit_channels(name: str) -> tuple[int, int, int, int]:
     """Channels of F1..F4 without building the model."""
     return MIT_SETTINGS[name].dims
-
-
-def load_pretrained(encoder: MixVisionTransformer, path: str) -> tuple[list[str], list[str]]:
-    """Load an ImageNet MiT checkpoint in the public naming; returns (missing, unexpected) keys.
-    The classifier ("head.*") is dropped silently: segmentation never uses it."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith("head.")}
-    result = encoder.load_state_dict(state, strict=False)
-    return list(result.missing_keys), list(result.unexpected_keys)

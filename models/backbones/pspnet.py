@@ -37,26 +37,18 @@ class PyramidPooling(nn.Module):
 
 
 class PSPNetBackbone(nn.Module):
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, stem: str = "v1c"):
         super().__init__()
-        self.resnet = DilatedResNet(depth)
+        self.resnet = DilatedResNet(depth, stem)
         c5 = self.resnet.out_channels[-1]
         self.ppm = PyramidPooling(c5, PSP_CHANNELS[depth])
         self.out_channels = self.resnet.out_channels[:3] + (self.ppm.out_channels,)
         self.strides = self.resnet.strides
 
+    def imagenet_part(self) -> nn.Module:
+        """What an ImageNet checkpoint initialises: the ResNet (the pyramid pooling module is new)."""
+        return self.resnet
+
     def forward(self, x):
         c2, c3, c4, c5 = self.resnet(x)
         return [c2, c3, c4, self.ppm(c5)]
-
-
-def pspnet18() -> PSPNetBackbone:
-    return PSPNetBackbone(18)
-
-
-def pspnet50() -> PSPNetBackbone:
-    return PSPNetBackbone(50)
-
-
-def pspnet101() -> PSPNetBackbone:
-    return PSPNetBackbone(101)

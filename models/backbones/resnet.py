@@ -1,15 +1,18 @@
 """Dilated ResNet-18/50/101 in the form segmentation work uses (mmsegmentation's ResNetV1c).
 
-- Deep stem: three 3x3 convolutions (3->32 stride 2, 32->32, 32->64), BN + ReLU each, then 3x3 max-pool
-  stride 2.
+- Stem ``v1c`` (default, mmseg's ResNetV1c): three 3x3 convolutions (3->32 stride 2, 32->32, 32->64), BN +
+  ReLU each, then 3x3 max-pool stride 2. Stem ``v1b`` (torchvision's, as TDNet's PSPNet-18 uses): one 7x7
+  stride-2 convolution 3->64 + BN + ReLU (``conv1``, ``bn1``), then the same max-pool: the stem torchvision's
+  ImageNet ResNets were trained with, so their weights load whole (models/pretrained.py).
 - Output stride 8 (MSAF Sec. 3.2): the strides of stages 3 and 4 (the paper's F4 and F5) are 1 and their
   dilations 2 and 4; the first block of each dilated stage uses half the dilation (mmseg's
   ``contract_dilation``), which keeps its 3x3 sampling grid contiguous with the previous stage's.
 - Bottleneck puts the stride on its 3x3 convolution (v1b/v1c); the shortcut is a strided 1x1 conv + BN.
 - No global pooling / classifier (the paper removes them).
 
-Module names follow the public checkpoints (``stem.0``/``stem.1`` ..., ``layerN.i.conv1``/``bn1``,
-``downsample.0``/``.1``), so ImageNet ResNetV1c weights load key for key (models/pretrained.py).
+Module names follow the public checkpoints (``stem.0``/``stem.1`` ... for v1c, ``conv1``/``bn1`` for v1b,
+``layerN.i.conv1``/``bn1``, ``downsample.0``/``.1``), so ImageNet ResNetV1c (mmcv) and torchvision weights
+load key for key (models/pretrained.py).
 
 ``forward(x)`` returns the four stage outputs [C2, C3, C4, C5] (strides 4, 8, 8, 8); the paper calls them
 F2..F5 (F1 being the stem).
@@ -27,6 +30,7 @@ RESNET_SPECS = {
 STAGE_WIDTHS = (64, 128, 256, 512)  # planes; a bottleneck outputs 4x
 STAGE_STRIDES = (1, 2, 1, 1)        # output stride 8
 STAGE_DILATIONS = (1, 1, 2, 4)
+STEMS = ("v1c", "v1b")
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
@@ -78,14 +82,21 @@ class Bottleneck(nn.Module):
 
 
 class DilatedResNet(nn.Module):
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, stem: str = "v1c"):
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_SPECS)}, got {depth}")
+        if stem not in STEMS:
+            raise ValueError(f"ResNet stem must be one of {', '.join(STEMS)}, got {stem!r}")
         kind, blocks = RESNET_SPECS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
-        self.depth = depth
-        self.stem = nn.Sequential(*conv_bn_relu(3, 32, stride=2), *conv_bn_relu(32, 32), *conv_bn_relu(32, 64))
+        self.depth, self.stem_type = depth, stem
+        if stem == "v1c":
+            self.stem = nn.Sequential(*conv_bn_relu(3, 32, stride=2), *conv_bn_relu(32, 32), *conv_bn_relu(32, 64))
+        else:
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         inplanes = 64
         self.dilations: list[list[int]] = []  # per stage, per block: the 3x3 dilation actually used
@@ -114,22 +125,15 @@ class DilatedResNet(nn.Module):
             dils.append(dilation)
         return nn.Sequential(*layers), inplanes, dils
 
+    def imagenet_part(self) -> nn.Module:
+        """What an ImageNet checkpoint initialises: the whole network."""
+        return self
+
     def forward(self, x):
-        x = self.maxpool(self.stem(x))
+        x = self.stem(x) if self.stem_type == "v1c" else self.relu(self.bn1(self.conv1(x)))
+        x = self.maxpool(x)
         c2 = self.layer1(x)
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c2, c3, c4, c5]
-
-
-def resnet18() -> DilatedResNet:
-    return DilatedResNet(18)
-
-
-def resnet50() -> DilatedResNet:
-    return DilatedResNet(50)
-
-
-def resnet101() -> DilatedResNet:
-    return DilatedResNet(101)

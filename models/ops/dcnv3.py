@@ -14,10 +14,9 @@ K x K average pooling with zero padding (count_include_pad) - the check in tests
 
 Parameters: 2 C^2 + C (k_dw^2 + 5) + 3 G K^2 (C + 1)   (C = 256, G = 16, K = 3: 245,680).
 
-``in_channels`` (default C) lets the block read a wider input than it writes, as SD-CPC's Eq. (1) applies
-the DCN directly to a concatenation of four scales: the depth-wise conv, its LayerNorm and the offset/mask
-linears then read C_in channels and ``input_proj`` maps C_in -> C (with C_in = C this is InternImage's
-block exactly).
+InternImage uses the block as a residual branch, ``x + DCNv3(LN(x))`` (SD-CPC's SSEA does the same, see
+models/sdcpc.py); the block itself has no identity path. In training mode it records where its points land
+(``models.ops.sampling``: in-frame fraction, offset length), which the models log.
 
 The weighted sum over points is an ``einsum`` so that fvcore counts it (a plain mul + sum counts zero);
 ``grid_sampler`` itself is counted by fvcore at 4 per output element.
@@ -27,6 +26,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models.ops.sampling import record_sampling
+
+# InternImage's LayerNorm epsilon (build_norm_layer(..., eps=1e-6))
+LN_EPS = 1e-6
 
 
 def kernel_grid(kernel_size: int, dilation: int = 1) -> torch.Tensor:
@@ -43,6 +47,19 @@ def pixel_to_grid(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return (xy + 0.5) * scale - 1.0
 
 
+def sampling_locations(offset: torch.Tensor, kernel_size: int, group: int, dilation: int = 1,
+                       offset_scale: float = 1.0) -> torch.Tensor:
+    """(B, H, W, G*K*K*2) offsets -> (B, H, W, G, K*K, 2) pixel positions (x, y): the pixel itself plus the
+    kernel grid plus the learned offset."""
+    b, h, w, _ = offset.shape
+    kk = kernel_size * kernel_size
+    ys, xs = torch.meshgrid(torch.arange(h, device=offset.device, dtype=offset.dtype),
+                            torch.arange(w, device=offset.device, dtype=offset.dtype), indexing="ij")
+    ref = torch.stack([xs, ys], dim=-1).view(1, h, w, 1, 1, 2)
+    grid = kernel_grid(kernel_size, dilation).to(offset).view(1, 1, 1, 1, kk, 2)
+    return ref + grid + offset.view(b, h, w, group, kk, 2) * offset_scale
+
+
 def dcnv3_core(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_size: int = 3,
                group: int = 1, dilation: int = 1, offset_scale: float = 1.0) -> torch.Tensor:
     """The sampling core of DCNv3 (stride 1, 'same' output size).
@@ -53,12 +70,7 @@ def dcnv3_core(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel
     b, h, w, c = x.shape
     kk = kernel_size * kernel_size
     gc = c // group
-    # reference points: the pixel itself plus the kernel grid, then the learned offset
-    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
-                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
-    ref = torch.stack([xs, ys], dim=-1).view(1, h, w, 1, 1, 2)
-    grid = kernel_grid(kernel_size, dilation).to(x).view(1, 1, 1, 1, kk, 2)
-    loc = ref + grid + offset.view(b, h, w, group, kk, 2) * offset_scale            # (B,H,W,G,KK,2) pixels
+    loc = sampling_locations(offset, kernel_size, group, dilation, offset_scale)    # (B,H,W,G,KK,2) pixels
     loc = pixel_to_grid(loc, h, w).permute(0, 3, 1, 2, 4, 5).reshape(b * group, h * w, kk, 2)
     values = x.view(b, h * w, group, gc).permute(0, 2, 3, 1).reshape(b * group, gc, h, w)
     sampled = F.grid_sample(values, loc, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -71,15 +83,15 @@ class DCNv3(nn.Module):
     """InternImage's DCNv3 block on channels-first maps (B, C, H, W) -> (B, C, H, W)."""
 
     def __init__(self, channels: int, kernel_size: int = 3, group: int = 4, dw_kernel_size: int = 3,
-                 offset_scale: float = 1.0, in_channels: int | None = None):
+                 offset_scale: float = 1.0):
         super().__init__()
         if channels % group:
             raise ValueError(f"DCNv3: channels {channels} not divisible by group {group}")
-        c_in = in_channels or channels
+        c_in = channels
         self.channels, self.kernel_size, self.group, self.offset_scale = channels, kernel_size, group, offset_scale
         kk = kernel_size * kernel_size
         self.dw_conv = nn.Conv2d(c_in, c_in, dw_kernel_size, padding=dw_kernel_size // 2, groups=c_in)
-        self.dw_norm = nn.LayerNorm(c_in)
+        self.dw_norm = nn.LayerNorm(c_in, eps=LN_EPS)
         self.offset = nn.Linear(c_in, group * kk * 2)
         self.mask = nn.Linear(c_in, group * kk)
         self.input_proj = nn.Linear(c_in, channels)
@@ -101,16 +113,17 @@ class DCNv3(nn.Module):
         values = self.input_proj(x.permute(0, 2, 3, 1))
         x1 = F.gelu(self.dw_norm(self.dw_conv(x).permute(0, 2, 3, 1)))
         offset = self.offset(x1)
+        if self.training:
+            loc = sampling_locations(offset, self.kernel_size, self.group, offset_scale=self.offset_scale)
+            record_sampling(self, loc[..., 0], loc[..., 1], (offset * self.offset_scale).view(*loc.shape).norm(dim=-1),
+                            h, w, margin=(self.kernel_size - 1) / 2)
         mask = self.mask(x1).view(b, h, w, self.group, kk).softmax(-1).view(b, h, w, -1)
         out = dcnv3_core(values, offset, mask, self.kernel_size, self.group, offset_scale=self.offset_scale)
         return self.output_proj(out).permute(0, 3, 1, 2)
 
 
-def dcnv3_param_count(channels: int, group: int, kernel_size: int = 3, dw_kernel_size: int = 3,
-                      in_channels: int | None = None) -> int:
-    """2 C^2 + C (k_dw^2 + 5) + 3 G K^2 (C + 1) for C_in = C (REFERENCE-FACTS); in general
-    (C_in + 1) C [input_proj] + C_in (k_dw^2 + 1) [dw conv] + 2 C_in [LN] + 3 G K^2 (C_in + 1) + (C + 1) C."""
+def dcnv3_param_count(channels: int, group: int, kernel_size: int = 3, dw_kernel_size: int = 3) -> int:
+    """2 C^2 + C (k_dw^2 + 5) + 3 G K^2 (C + 1): input and output projections, depth-wise conv, its LayerNorm,
+    offset (2 G K^2) and mask (G K^2) linears."""
     c, kk = channels, kernel_size * kernel_size
-    c_in = in_channels or channels
-    return ((c_in + 1) * c + c_in * (dw_kernel_size ** 2 + 1) + 2 * c_in + 3 * group * kk * (c_in + 1)
-            + (c + 1) * c)
+    return 2 * c * c + c * (dw_kernel_size ** 2 + 5) + 3 * group * kk * (c + 1)

@@ -8,7 +8,8 @@ offsets (and modulation 1) every sample lands on an integer pixel or in the zero
 ``F.conv2d`` with the same arguments (a test checks it, also with stride and dilation).
 
 Offset layout follows torchvision/mmcv: (B, 2 K, Ho, Wo) as (dy_0, dx_0, dy_1, dx_1, ...), taps in
-row-major order; modulation (B, K, Ho, Wo).
+row-major order; modulation (B, K, Ho, Wo). In training mode ``DeformConv2d`` records where its taps land
+(``models.ops.sampling``: in-frame fraction, offset length), which the models log.
 """
 from __future__ import annotations
 
@@ -18,9 +19,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.ops.sampling import record_sampling
+
 
 def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def tap_positions(offset: torch.Tensor, kernel, stride, padding, dilation) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absolute sampling positions (pixel units, y then x, each (B, K, Ho, Wo)) of every tap of every output
+    pixel: the im2col grid of an ordinary convolution plus the learned offset (B, 2K, Ho, Wo)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    b, _, ho, wo = offset.shape
+    k = kh * kw
+    dev, dt = offset.device, offset.dtype
+    ky, kx = torch.meshgrid(torch.arange(kh, device=dev, dtype=dt) * dh,
+                            torch.arange(kw, device=dev, dtype=dt) * dw, indexing="ij")
+    oy, ox = torch.meshgrid(torch.arange(ho, device=dev, dtype=dt) * sh - ph,
+                            torch.arange(wo, device=dev, dtype=dt) * sw - pw, indexing="ij")
+    off = offset.reshape(b, k, 2, ho, wo)
+    return ky.reshape(k, 1, 1) + oy + off[:, :, 0], kx.reshape(k, 1, 1) + ox + off[:, :, 1]
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -39,17 +57,7 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     if offset.shape != (b, 2 * k, ho, wo):
         raise ValueError(f"deform_conv2d: offset must be {(b, 2 * k, ho, wo)}, got {tuple(offset.shape)}")
 
-    # absolute sampling positions (pixel units) of every tap of every output pixel: (K, Ho, Wo)
-    dev, dt = x.device, x.dtype
-    ky, kx = torch.meshgrid(torch.arange(kh, device=dev, dtype=dt) * dh,
-                            torch.arange(kw, device=dev, dtype=dt) * dw, indexing="ij")
-    oy, ox = torch.meshgrid(torch.arange(ho, device=dev, dtype=dt) * sh - ph,
-                            torch.arange(wo, device=dev, dtype=dt) * sw - pw, indexing="ij")
-    base_y = ky.reshape(k, 1, 1) + oy  # (K, Ho, Wo)
-    base_x = kx.reshape(k, 1, 1) + ox
-    off = offset.view(b, k, 2, ho, wo)
-    pos_y = base_y + off[:, :, 0]  # (B, K, Ho, Wo)
-    pos_x = base_x + off[:, :, 1]
+    pos_y, pos_x = tap_positions(offset, (kh, kw), (sh, sw), (ph, pw), (dh, dw))  # (B, K, Ho, Wo) each
     # normalise for align_corners=False: pixel i has its centre at (2 i + 1) / size - 1
     grid = torch.stack(((2 * pos_x + 1) / w - 1, (2 * pos_y + 1) / h - 1), dim=-1)  # (B, K, Ho, Wo, 2)
     sampled = F.grid_sample(x, grid.view(b, k * ho, wo, 2), mode="bilinear", padding_mode="zeros",
@@ -76,8 +84,10 @@ class DeformConv2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=1, dilation=1,
-                 bias: bool = True, modulated: bool = False, offset_in_channels: int | None = None):
+                 bias: bool = True, modulated: bool = False, offset_in_channels: int | None = None,
+                 max_offset: float | None = None):
         super().__init__()
+        self.max_offset = max_offset
         self.kernel_size = _pair(kernel_size)
         self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
         self.modulated = modulated
@@ -94,6 +104,18 @@ class DeformConv2d(nn.Module):
         k = self.kernel_size[0] * self.kernel_size[1]
         om = self.offset_conv(x if guide is None else guide)
         offset, mask = om[:, :2 * k], None
+        if self.max_offset is not None:   # bounded, as BasicVSR++'s deformable alignment: B tanh(raw / B)
+            offset = self.max_offset * torch.tanh(offset / self.max_offset)
+        if self.training:
+            self._record(x, offset)
         if self.modulated:
             mask = torch.sigmoid(om[:, 2 * k:])  # DCNv2: 0.5 at initialisation (zero logits)
         return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask)
+
+    def _record(self, x: torch.Tensor, offset: torch.Tensor) -> None:
+        pos_y, pos_x = tap_positions(offset, self.kernel_size, self.stride, self.padding, self.dilation)
+        b, _, ho, wo = offset.shape
+        lengths = offset.reshape(b, -1, 2, ho, wo).norm(dim=2)
+        # the taps of an ordinary convolution reach ``padding`` pixels beyond the map: that is its margin
+        margin = max(self.padding)
+        record_sampling(self, pos_x, pos_y, lengths, x.shape[-2], x.shape[-1], margin)
