@@ -20,10 +20,13 @@ sys.path.insert(0, workflow.basedir)  # the top-level folders are packages from 
 from common.families import BACKBONES
 from common.lock import hold_or_exit
 from videos.info import DATASET_NAMES
-from workflow.plan import GROUP, PRETRAIN, RUN, Plan, PlanError, gpu_count
+from workflow.plan import GROUP, PRETRAIN, RUN, Plan, PlanError
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: tables and plots with captions
 
 
 onstart:  # one run per results folder: another clone writing into it is refused in one line
@@ -46,10 +49,16 @@ envvars:
     "VSS_VARIANTS",
 
 
-GPUS = 1 if gpu_count() > 0 else 0  # the `gpu` resource a rule holds; the profile says how many exist
 # Scheduler slots per job: with --cores larger than the machine (8 on 2 CPUs) each job claims
 # cores // cpus slots so no more jobs run than there are CPUs; each process itself runs 1 thread.
-JOB_SLOTS = max(1, workflow.cores // (os.cpu_count() or 1)) if GPUS == 0 else 1
+# `workflow.resource_settings.cores` is --cores as given, None where a command needs none (--dag, --report,
+# --summary, --list-changes, a cluster executor); `workflow.cores` would stop those at parse time.
+CPUS = os.cpu_count() or 1
+CORES = workflow.resource_settings.cores
+JOB_SLOTS = max(1, (CORES or CPUS) // CPUS)
+# GPU jobs on a cluster: CPUs per GPU for engine.train's data loader (4 workers per process on CUDA,
+# engine/config.py) plus the process itself; a site profile may lower it (--set-resources train:cpus_per_gpu=4)
+CPUS_PER_GPU = 8
 CONDA_ENV = "../envs/vss-bench.yaml"  # relative to workflow/rules/
 
 

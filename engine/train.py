@@ -11,12 +11,17 @@ deformable sampler, which the log lines print too, with a warning once one falls
 hyperparameter is a field of engine.config.TrainConfig and can be set in the YAML file or as --field-name.
 
 Resume: rerunning the same command continues from DIR/checkpoint.pt. A checkpoint written under other
-settings (the training config's identity fields, the variant/backbone/dataset, the ``--data-stamp`` of
-videos.check) is refused, or with ``--on-mismatch restart`` (what the pipeline passes) dropped and the run
+settings (the training config's identity fields, the variant/backbone/dataset, the variant's resolved
+definition and its family's code version (common/codeversion.py), the ``--data-stamp`` of videos.check) is
+refused, or with ``--on-mismatch restart`` (what the pipeline passes) dropped and the run
 started over. Each iteration's samples (which clip,
 which augmentation) and the model's own randomness (dropout, drop-path) are seeded from (seed, iteration,
 rank), never from a running random stream, so a resumed run sees exactly the batches an uninterrupted run
 would: on CPU its final weights are bit-identical.
+
+DDP: under torchrun (``torchrun --standalone --nproc_per_node=N -m engine.train ...``, what the pipeline runs
+for ``train: {gpus: N}``) each process trains on its own GPU (gloo on CPU) with --batch-size clips, so the
+global batch is N x batch_size; BatchNorm becomes SyncBatchNorm on CUDA (``sync_bn``); rank 0 writes.
 
 Threads: --threads N (or $VSS_THREADS) caps torch threads so parallel pipeline jobs do not oversubscribe
 the machine; default: the cores this process may run on.
@@ -46,6 +51,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.cli import InputError, run_cli
+from common.codeversion import code_version
 from common.device import pick_device
 from common.io import OutputError, check_output_dir, remove_stale_temporaries, write_text
 from common.provenance import provenance
@@ -373,6 +379,9 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
 
     run_meta = {"variant": variant, "backbone": backbone, "dataset": dataset, "num_classes": num_classes}
+    if spec is not None:   # a changed registry entry or model code is another run: never resumed into
+        run_meta["model"] = {"family": spec.family, "ref_offsets": list(spec.ref_offsets), "options": spec.options,
+                             "code": code_version(spec.family)}
     if data_stamp is not None:
         run_meta["data"] = data_stamp
     ident = identity(cfg)

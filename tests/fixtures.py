@@ -143,3 +143,17 @@ def write_camvid_tree(root, sequences: dict[str, int] | None = None,
             _write_mask(root / f"{split}annot" / f"{stem}.png", raw_pattern(size, 0, range(12), void=None))
             _write_image(root / split / f"{stem}.png", noise_image(size, stem))
     return root
+
+
+def fake_weights(tmp_path) -> Path:
+    """A folder with a (placeholder) file for every weights path the paper experiments name: the plan only
+    checks that each exists."""
+    from workflow.plan import read_experiment
+
+    folder = Path(tmp_path) / "weights"
+    folder.mkdir(exist_ok=True)
+    for name in ("vspw", "cityscapes", "camvid"):
+        for entry in (read_experiment(name).get("pretrained") or {}).values():
+            if isinstance(entry, str) and entry != "none":
+                (folder / entry).touch()
+    return folder

@@ -3,8 +3,10 @@ and (slow) the whole smoke DAG for real."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from models.registry import load_variants
 from reports import paper as P
+from tests.fixtures import fake_weights
 from workflow.plan import Plan, PlanError, read_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,10 +26,21 @@ NEW_VARIANT = ("sdcpc_p25:\n  base: sdcpc\n  label: P=25\n  options: {points: 25
                "  tables: [sdcpc_p, sdcpc_t3]\n  description: the add-a-variant example (docs/pipeline.md)\n")
 
 
-def snakemake(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(*args: str, timeout: int = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
     exe = shutil.which("snakemake")
     cmd = [exe] if exe else [sys.executable, "-m", "snakemake"]
-    return subprocess.run(cmd + list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd + list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's files (tracked and new, as a clone would have them) copied to ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    return dest
 
 
 def job_stats(out: str) -> dict[str, int]:
@@ -45,18 +59,6 @@ def write_experiment(tmp_path, text: str) -> str:
     path = tmp_path / "exp.yaml"
     path.write_text(text)
     return str(path)
-
-
-def fake_weights(tmp_path) -> Path:
-    """A folder with a (placeholder) file for every weights path the paper experiments name: the plan only
-    checks that each exists."""
-    folder = tmp_path / "weights"
-    folder.mkdir(exist_ok=True)
-    for name in ("vspw", "cityscapes", "camvid"):
-        for entry in (read_experiment(name).get("pretrained") or {}).values():
-            if isinstance(entry, str) and entry != "none":
-                (folder / entry).touch()
-    return folder
 
 
 def main_rows(plan) -> int:
@@ -311,21 +313,21 @@ def test_dry_run_picks_up_a_new_registry_entry(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """The smoke experiment, run once for real, with one extra registry entry when the CLIs can read it."""
-    tmp = tmp_path_factory.mktemp("smoke")
-    args = ["tables", "--cores", "2", "--config", f"results={tmp}", "experiment=smoke"]
-    reg = tmp / "variants.yaml"  # a user's own registry: the shipped one plus one new entry
-    reg.write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
-    args.append(f"variants_file={reg}")
-    res = snakemake(*args, timeout=1200)
-    return tmp, res
+    """The smoke experiment, run once for real from a copy of the project in a folder whose name has a space
+    (every shell value is quoted), with one extra registry entry (a user's own registry beside the shipped
+    one) and the results inside the project, as `snakemake --cores 8 tables` leaves them.
+    Returns (project folder, its results/smoke folder, the run)."""
+    project = copy_project(tmp_path_factory.mktemp("smoke") / "vss bench")
+    (project / "my_variants.yaml").write_text((REPO / "config" / "variants.yaml").read_text() + NEW_VARIANT)
+    res = snakemake("tables", "--cores", "2", "--config", "experiment=smoke", "variants_file=my_variants.yaml",
+                    timeout=1200, cwd=project)
+    return project, project / "results" / "smoke", res
 
 
 @pytest.mark.slow
 def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
-    tmp, res = smoke_run
+    project, out, res = smoke_run
     assert res.returncode == 0, res.stderr[-4000:]
-    out = tmp / "smoke"
     from reports import OWN_TABLES, PLOTS
 
     for t in list(P.TABLES) + list(OWN_TABLES):
@@ -360,16 +362,67 @@ def test_smoke_pipeline_writes_every_table_plot_and_diff(smoke_run):
     assert {"git_commit", "config_hash", "seed"} <= set(metrics["provenance"])
     assert "config hash" in (out / "tables" / "sdcpc_t3.tex").read_text()
     # a second run with nothing changed schedules nothing
-    again = snakemake("-n", "tables", "--nolock", "--config", f"results={tmp}", "experiment=smoke",
-                      f"variants_file={tmp / 'variants.yaml'}")
+    again = snakemake("-n", "tables", "--config", "experiment=smoke", "variants_file=my_variants.yaml", cwd=project)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # results are readable by the group and others as the umask (022 here) allows
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert modes == {0o666 & ~umask}, sorted(oct(m) for m in modes)
+
+
+@pytest.mark.slow
+def test_report_shows_every_table_and_plot_with_its_caption(smoke_run, tmp_path):
+    project, out, res = smoke_run
+    assert res.returncode == 0, res.stderr[-4000:]
+    html = tmp_path / "report.html"
+    rep = snakemake("--report", str(html), "--config", "experiment=smoke", "variants_file=my_variants.yaml",
+                    cwd=project)   # no --cores: --report needs none
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    text = html.read_text(errors="replace")
+    for name in ("tradeoff.png", "ablation.png", "cross.csv", "paper_diff.csv", "sdcpc_t3.csv"):
+        assert name in text, name
+    for caption in ("marker area = parameters", "every cell is *paper | ours | delta*",
+                    "One row per printed cell of every paper table"):
+        assert caption.split("*")[0] in text, caption
+
+
+@pytest.mark.slow
+def test_a_moved_project_reruns_nothing_and_a_change_reruns_exactly_its_jobs(smoke_run, tmp_path):
+    """Moving the finished project (say $HOME to $SCRATCH) schedules nothing: no job depends on a machine
+    path. A changed registry entry reruns that variant's jobs and what reads them; changed model code
+    reruns that family."""
+    project, out, res = smoke_run
+    assert res.returncode == 0, res.stderr[-4000:]
+    moved = tmp_path / "scratch" / "moved project"
+    shutil.copytree(project, moved, symlinks=True)   # copy2: times kept, as mv or rsync -a keep them
+
+    def dry_run() -> dict[str, int]:
+        r = snakemake("-n", "tables", "--config", "experiment=smoke", "variants_file=my_variants.yaml", cwd=moved)
+        assert r.returncode == 0, r.stderr[-3000:]
+        text = r.stdout + r.stderr
+        return {} if "Nothing to be done" in text else job_stats(text)
+
+    assert dry_run() == {}
+    registry = moved / "my_variants.yaml"
+    shipped = registry.read_text()
+    registry.write_text(shipped.replace("options: {points: 4,", "options: {points: 9,", 1))
+    # sdcpc is the one trained entry that inherits points (sdcpc_p25 sets its own): its training, evaluation,
+    # both of its counts, the FPS group of its backbone, and the reports
+    assert dry_run() == {"train": 1, "evaluate": 1, "count_complexity": 2, "fps": 1, "report_tables": 1,
+                         "report_plots": 1, "tables": 1}
+    registry.write_text(shipped)
+    assert dry_run() == {}
+    with open(moved / "models" / "ops" / "dcnv3.py", "a") as f:   # SD-CPC's deformable sampling only
+        f.write("\n_CHANGED = True\n")
+    assert dry_run() == {"train": 2, "evaluate": 2, "count_complexity": 3, "fps": 1, "report_tables": 1,
+                         "report_plots": 1, "tables": 1}
 
 
 @pytest.mark.slow
 def test_added_variant_is_trained_counted_timed_and_tabled(smoke_run):
-    tmp, res = smoke_run
+    project, out, res = smoke_run
     assert res.returncode == 0, res.stderr[-4000:]
-    out = tmp / "smoke"
     assert (out / "runs/synthetic/mit_b0/sdcpc_p25/seed0/metrics.json").exists()
     assert (out / "fps/synthetic/mit_b0/sdcpc_p25.json").exists()
     assert (out / "complexity/synthetic/mit_b0/sdcpc_p25@32x32.json").exists()

@@ -24,14 +24,13 @@ import copy
 import json
 import re
 import shlex
-import shutil
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common.codeversion import code_version
 from common.families import BACKBONES, FAMILIES, families_of_backbone, family_backbones
 from common.inputs import load_yaml
 from common.options import check_run_options
@@ -209,17 +208,6 @@ def _parse_resolution(text: str, where: str) -> tuple[int, int]:
     if not m:
         raise PlanError(f"{where}: resolution '{text}' is not HxW (e.g. 480x853)")
     return int(m.group(1)), int(m.group(2))
-
-
-def gpu_count() -> int:
-    """GPUs visible to jobs (nvidia-smi), 0 on a CPU machine; decides the rules' `gpu` resource."""
-    if not shutil.which("nvidia-smi"):
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-        return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-    except (OSError, subprocess.SubprocessError):
-        return 0
 
 
 def train_settings(block: dict, variant) -> dict:
@@ -509,6 +497,34 @@ class Plan:
         """A per-run job resource of the resolved train block (``mem_mb``, ``runtime_min``)."""
         return self.train_settings(variant).get(key, self.cfg["train"][key])
 
+    def family(self, variant: str) -> str:
+        return self.variants[variant].family
+
+    def train_gpus(self, variant: str) -> int:
+        """GPUs one training job of the variant holds (the `gpu` resource): the experiment's resolved train
+        block, never the submitting host's."""
+        return int(self.train_settings(variant)["gpus"])
+
+    def train_launcher(self, variant: str) -> list[str]:
+        """The command that starts engine.train: one process, or torchrun with one process per GPU (DDP;
+        engine.train reads torchrun's RANK/WORLD_SIZE). ``--standalone``: a single-node rendezvous on a free
+        port, so two jobs on one node never collide."""
+        n = self.train_gpus(variant)
+        return ["torchrun", "--standalone", f"--nproc_per_node={n}"] if n > 1 else ["python"]
+
+    def run_gpus(self, variants: list[str] | str) -> int:
+        """GPUs of an evaluation or timing job: one where its runs trained on GPUs, else none."""
+        names = [variants] if isinstance(variants, str) else variants
+        return int(any(self.train_gpus(v) > 0 for v in names))
+
+    def model_identity(self, variant: str) -> str:
+        """What a variant's jobs depend on besides their files: its resolved definition (family, references,
+        options: not its label or tables) and its family's code version (common/codeversion.py). A job param,
+        so a changed registry entry or model module reruns exactly that variant's jobs; no path is in it."""
+        v = self.variants[variant]
+        return json.dumps({"family": v.family, "ref_offsets": list(v.ref_offsets), "options": v.options,
+                           "code": code_version(v.family)}, sort_keys=True)
+
     def evaluate_args(self) -> str:
         """engine.validate / metrics.evaluate flags from the ``evaluate`` block."""
         return _flags(self.cfg["evaluate"], ("split", "tc_flow", "tc_videos", "vc_min_frames", "vc_convention"))
@@ -520,6 +536,16 @@ class Plan:
 
     def fps_args(self) -> str:
         return _flags(self.cfg.get("fps", {}), ("warmup", "iters", "repeats"))
+
+    def group_identity(self, dataset: str, backbone: str) -> str:
+        """The model identities of an FPS group's variants (a changed one times the group again)."""
+        return json.dumps({v: self.model_identity(v) for v in self.fps_groups()[(dataset, backbone)]},
+                          sort_keys=True)
+
+    def count_group_identity(self, dataset: str, backbone: str) -> str:
+        """The model identities of a complexity group's variants (a changed one counts the group again)."""
+        return json.dumps({c.variant: self.model_identity(c.variant) for c in self.count_groups()[(dataset, backbone)]},
+                          sort_keys=True)
 
     @staticmethod
     def count_mem_mb(backbone: str, height: int, width: int) -> int:
@@ -561,7 +587,7 @@ class Plan:
     def count_group_args(self, dataset: str, backbone: str, out_dir: str) -> str:
         """metrics.complexity flags of one group: every (variant, input size) and its output file."""
         group = self.count_groups()[(dataset, backbone)]
-        return " ".join(f"--count {c.variant}@{c.height}x{c.width}={out_dir}/{c.variant}@{c.height}x{c.width}.json"
+        return " ".join("--count " + shlex.quote(f"{c.variant}@{c.height}x{c.width}={out_dir}/{c.variant}@{c.height}x{c.width}.json")
                         for c in group)
 
     def count_group_mem_mb(self, dataset: str, backbone: str) -> int:
@@ -592,6 +618,19 @@ class Plan:
             "description": self.cfg.get("description", ""),
             "config": self.cfg,
         }
+
+
+def report_entry(path: str, titles: dict[str, str]) -> dict[str, Any] | None:
+    """How ``snakemake --report`` shows a result file: ``report()``'s caption (workflow/report/<kind>.rst,
+    relative to workflow/rules/), category and labels for a CSV table or PNG plot; None for the rest (LaTeX,
+    PDF, provenance). ``titles``: paper table id -> title (reports/paper.py)."""
+    stem, ext = Path(path).stem, Path(path).suffix
+    if ext == ".csv":
+        caption = "paper_table" if stem in titles else stem
+        return {"caption": f"../report/{caption}.rst", "category": "Tables", "labels": {"table": titles.get(stem, stem)}}
+    if ext == ".png":
+        return {"caption": f"../report/{stem}.rst", "category": "Plots", "labels": {"figure": stem}}
+    return None
 
 
 def load_plan(experiment: str, results: str = "results", **overrides) -> dict[str, Any]:

@@ -12,9 +12,11 @@ rule count_complexity:
         directory(L.pattern("complexity_group")),
     params:
         counts=lambda wc, output: PLAN.count_group_args(wc.dataset, wc.backbone, output[0]),
+        models=lambda wc: PLAN.count_group_identity(wc.dataset, wc.backbone),   # what the job depends on
     threads: JOB_SLOTS
     resources:
         mem_mb=lambda wc: PLAN.count_group_mem_mb(wc.dataset, wc.backbone),
+        runtime=60,   # the largest group (dilated ResNets at 1024x2048) takes a few CPU-minutes
     log:
         L.log("complexity", GROUP),
     benchmark:
@@ -23,5 +25,5 @@ rule count_complexity:
         CONDA_ENV
     shell:
         "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
-        " python -m metrics.complexity --backbone {wildcards.backbone} --dataset {wildcards.dataset}"
-        " {params.counts} > {log} 2>&1"
+        " python -m metrics.complexity --backbone {wildcards.backbone:q} --dataset {wildcards.dataset:q}"
+        " {params.counts} > {log:q} 2>&1"

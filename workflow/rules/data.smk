@@ -11,6 +11,8 @@ rule generate_data:
     params:
         generator=lambda wc: PLAN.generator(wc.dataset),
         args=lambda wc: PLAN.generate_args(wc.dataset),
+    resources:
+        runtime=30,
     log:
         L.log("data", "{dataset}.generate"),
     benchmark:
@@ -18,7 +20,7 @@ rule generate_data:
     conda:
         CONDA_ENV
     shell:
-        "python -m {params.generator} --out {output} {params.args} > {log} 2>&1"
+        "python -m {params.generator:q} --out {output:q} {params.args} > {log:q} 2>&1"
 
 
 rule check_data:
@@ -30,9 +32,11 @@ rule check_data:
         L.pattern("checked"),
     params:
         root=lambda wc: PLAN.roots[wc.dataset],
+    resources:
+        runtime=240,   # reads every frame and label of a real dataset once
     log:
         L.log("data", "{dataset}.check"),
     conda:
         CONDA_ENV
     shell:
-        "python -m videos.check --dataset {wildcards.dataset} --root {params.root} --stamp {output} > {log} 2>&1"
+        "python -m videos.check --dataset {wildcards.dataset:q} --root {params.root:q} --stamp {output:q} > {log:q} 2>&1"

@@ -18,9 +18,11 @@ rule pretrain:
         out=lambda wc: L.path("pretrain", **wc),
         variant=lambda wc: PLAN.pretrain[wc.backbone],
         args=lambda wc: PLAN.pretrain_args(wc.backbone),
+        model=lambda wc: PLAN.model_identity(PLAN.pretrain[wc.backbone]),   # what the job depends on
     threads: JOB_SLOTS
     resources:
-        gpu=GPUS,
+        gpu=lambda wc: PLAN.run_gpus(PLAN.pretrain[wc.backbone]),   # one process: one GPU where runs use GPUs
+        cpus_per_gpu=CPUS_PER_GPU,
         mem_mb=PLAN.cfg["train"]["mem_mb"],
         runtime=PLAN.cfg["train"]["runtime_min"],
     log:
@@ -31,6 +33,6 @@ rule pretrain:
         CONDA_ENV
     shell:
         "VSS_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"
-        " python -m engine.pretrain --variant {params.variant} --backbone {wildcards.backbone}"
-        " --dataset {wildcards.dataset} --root {params.root} --out {params.out} --encoder {output.encoder}"
-        " --data-stamp {input.data} --on-mismatch restart {params.args} > {log} 2>&1"
+        " python -m engine.pretrain --variant {params.variant:q} --backbone {wildcards.backbone:q}"
+        " --dataset {wildcards.dataset:q} --root {params.root:q} --out {params.out:q} --encoder {output.encoder:q}"
+        " --data-stamp {input.data:q} --on-mismatch restart {params.args} > {log:q} 2>&1"

@@ -4,11 +4,15 @@ import json as _json
 
 from reports.paper import TABLES as _PAPER_TABLES
 from reports import OWN_TABLES as _OWN_TABLES, PLOTS as _PLOTS
+from workflow.plan import report_entry
 
 TABLES = [L.path("table", name=f"{name}.{ext}") for name in (*_PAPER_TABLES, *_OWN_TABLES)
           for ext in ("csv", "tex")]
 TABLES += [L.path("table", name=name) for name in ("paper_diff.csv", "tables.tex", "provenance.json")]
 PLOTS = [L.path("plot", name=f"{name}.{ext}") for name in _PLOTS for ext in ("png", "pdf")]
+# `snakemake --report report.html`: every CSV table and PNG plot with its caption (workflow/report/*.rst)
+_TITLES = {name: t.title for name, t in _PAPER_TABLES.items()}
+REPORTED = [report(p, **e) if (e := report_entry(p, _TITLES)) else p for p in TABLES + PLOTS]
 
 
 rule plan:
@@ -38,7 +42,7 @@ rule report_tables:
         complexity=PLAN.complexity_dirs(),
         fps=PLAN.fps_dirs(),
     output:
-        TABLES,
+        REPORTED[: len(TABLES)],
     params:
         experiment=PLAN.experiment,
         results=PLAN.results,
@@ -47,7 +51,7 @@ rule report_tables:
     conda:
         CONDA_ENV
     shell:
-        "python -m reports.tables --experiment {params.experiment} --results {params.results} > {log} 2>&1"
+        "python -m reports.tables --experiment {params.experiment:q} --results {params.results:q} > {log:q} 2>&1"
 
 
 rule report_plots:
@@ -62,7 +66,7 @@ rule report_plots:
         fps=PLAN.fps_dirs(),
         preds=PLAN.qualitative_preds(),
     output:
-        PLOTS,
+        REPORTED[len(TABLES) :],
     params:
         experiment=PLAN.experiment,
         results=PLAN.results,
@@ -71,8 +75,8 @@ rule report_plots:
     conda:
         CONDA_ENV
     shell:
-        "MPLBACKEND=Agg python -m reports.plots --experiment {params.experiment} --results {params.results}"
-        " > {log} 2>&1"
+        "MPLBACKEND=Agg python -m reports.plots --experiment {params.experiment:q} --results {params.results:q}"
+        " > {log:q} 2>&1"
 
 
 rule tables:
