@@ -102,6 +102,15 @@ def _stand_in(v: str, ctx: Context) -> Key | None:
     return runs[0] if (ctx.info.kind == "ablation" and runs) else None
 
 
+def _other_size(row: dict, ds: str, ctx: Context) -> str | None:
+    """Why a run of the row's dataset/backbone/variant is not the row's measurement: it was tested at another
+    input size (MSAF Table 1 prints a ResNet-18 row per test size; one run fills at most the row of its own)."""
+    size = (ctx.plan.get("test_sizes") or {}).get(ds)
+    if not size or row.get("resolution") in (None, "", f"{size[0]}x{size[1]}"):
+        return None
+    return f"ours tested at {size[0]}x{size[1]}, the paper's row at {row['resolution']}"
+
+
 # ---------------------------------------------------------------------------------------------- per source
 def _metrics(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
     v, ds, bb, meas = row["variant"], row["dataset"], row["backbone"], ctx.meas
@@ -118,6 +127,8 @@ def _metrics(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
     cell.run, cell.flow = use[:2], (meas.flow.get(use) if tc else None)
     if use != exact:
         _shown(cell, mean, f"ours measured on {use[0]}/{use[1]}, the paper on {ds}/{bb}", std, n, src)
+    elif other := _other_size(row, ds, ctx):
+        _shown(cell, mean, other, std, n, src)
     elif col.never_compared:
         _shown(cell, mean, col.never_compared, std, n, src)
     else:
@@ -160,8 +171,9 @@ def _fps(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
         return
     f = fps[use]
     where = f", {use[0]}/{use[1]})" if use != exact else ")"
-    _shown(cell, f["fps"], f"absolute FPS depends on the device (ours: {f['device']}" + where,
-           src=f"{use[0]}/{use[1]} on {f['device']}")
+    other = _other_size(row, ds, ctx) if use == exact else None
+    _shown(cell, f["fps"], f"absolute FPS depends on the device (ours: {f['device']}" + where
+           + (f"; {other}" if other else ""), src=f"{use[0]}/{use[1]} on {f['device']}")
     cell.run, cell.device = use[:2], f["device"]
 
 
@@ -181,6 +193,9 @@ def _fps_ratio(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
         return
     if row.get("not_comparable"):   # the paper's own ratio divides timings from two devices
         _shown(cell, ratio, row["not_comparable"], src=src)
+        return
+    if other := _other_size(row, ds, ctx):
+        _shown(cell, ratio, other, src=src)
         return
     _score(cell, ratio, src=src)
     if cell.status == "deviates":
@@ -205,7 +220,9 @@ def _gain(cell: Cell, row: dict, col: P.Column, ctx: Context) -> None:
         return
     gain = statistics.fmean(meas.values(use, col.key)) - statistics.fmean(meas.values((use[0], use[1], ref), col.key))
     cell.run = use[:2]
-    if exact:
+    if exact and (other := _other_size(row, ds, ctx)):
+        _shown(cell, gain, other, src=f"{use[0]}/{use[1]}")
+    elif exact:
         _score(cell, gain, src=f"{use[0]}/{use[1]}")
     else:
         _shown(cell, gain, f"ours measured on {use[0]}/{use[1]}", src=f"{use[0]}/{use[1]}")

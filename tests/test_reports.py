@@ -300,3 +300,22 @@ def test_benchmark_miou_and_its_rule_in_captions():
     assert METRICS["mIoU"].key == "miou_benchmark" and METRICS["mIoU"].fallback_key == "miou"
     assert "non-empty union" in latex.miou_definition("cityscapes")
     assert "present in the ground truth" in latex.miou_definition("vspw")
+
+
+def test_a_run_fills_only_the_paper_row_of_its_own_test_size():
+    """MSAF Table 1 prints a ResNet-18 row per test size (512 and 768 short side): a run tested at 512x1024
+    is judged against the 512 row; beside the 768 row it is shown, never scored."""
+    from reports.results import Measured
+
+    df = P.load()
+    rows = df[(df.table == "msaf_t1") & (df.backbone == "resnet18") & (df.variant == "msaf") & (df.column == "mIoU-V")]
+    by_size = {r["resolution"]: r for r in (row.to_dict() for _, row in rows.iterrows())}
+    assert {"512x1024", "768x1536"} <= set(by_size)
+    meas = Measured()
+    meas.metrics[("cityscapes", "resnet18", "msaf")] = {P.COLUMNS["mIoU-V"].key: [75.5, 75.9]}
+    ctx = compare.Context(P.TABLES["msaf_t1"], meas, VARIANTS, {"test_sizes": {"cityscapes": [512, 1024]}})
+    own = compare.judge(by_size["512x1024"], P.COLUMNS["mIoU-V"], ctx)
+    other = compare.judge(by_size["768x1536"], P.COLUMNS["mIoU-V"], ctx)
+    assert own.status == "match" and own.ours == pytest.approx(75.7)
+    assert other.status == "not comparable" and other.ours == pytest.approx(75.7) and other.delta is None
+    assert other.reason == "ours tested at 512x1024, the paper's row at 768x1536"
