@@ -120,31 +120,10 @@ class Validator:
         """(predicted ids (B, h, w), labels) per batch."""
         import torch
 
-        from models.outputs import predict, resize_logits, supports_streaming, target_logits
+        from models.outputs import StreamingPredictor
 
-        stream = supports_streaming(model) and self.clips.num_frames > 1
-        cache: dict[tuple[str, str], list] = {}   # (video, frame) -> its backbone features, this batch's videos
-        dev = self.device
+        stream = StreamingPredictor(model, self.device, self.clips.num_frames)
         for batch in self._batches():
             labels = [label for _, _, label in batch]
-            size = tuple(labels[0].shape[-2:])
-            if not stream:
-                clips = torch.stack([clip for _, clip, _ in batch]).to(dev)
-                yield predict(model, clips, size), labels
-                continue
-            keys = []
-            names = {self.clips.item(i)[0].name for i, _, _ in batch}
-            cache = {k: v for k, v in cache.items() if k[0] in names}   # earlier videos are done
-            for i, clip, _ in batch:
-                video, _ = self.clips.item(i)
-                ids = self.clips.frame_ids(i)
-                new = [(t, (video.name, f)) for t, f in enumerate(ids) if (video.name, f) not in cache]
-                if new:
-                    feats = model.extract(clip[[t for t, _ in new]].to(dev))
-                    for j, (_, key) in enumerate(new):
-                        cache.setdefault(key, [level[j] for level in feats])
-                keys.append([(video.name, f) for f in ids])
-            levels = len(cache[keys[0][0]])
-            stacked = [torch.stack([torch.stack([cache[k][lv] for k in clip_keys]) for clip_keys in keys])
-                       for lv in range(levels)]
-            yield resize_logits(target_logits(model.decode(stacked)), size).argmax(1), labels
+            keys = [(self.clips.item(i)[0].name, list(self.clips.frame_ids(i))) for i, _, _ in batch]
+            yield stream(torch.stack([clip for _, clip, _ in batch]), keys, tuple(labels[0].shape[-2:])), labels

@@ -9,8 +9,9 @@ references only; at a video's start a missing reference repeats frame 0, videos.
 resized as the reference test pipeline does (docs/protocol.md, "Test-time resize"): aspect kept into the
 dataset's test box (videos.info: VSPW 480x853, Cityscapes 1024x2048, CamVid 720x960; the synthetic set at
 its native size), then each side up to a multiple of the dataset's size divisor (VSPW: 32, as CFFM). The
-target logits are resized back to the frame's own size (bilinear) and argmaxed (models.outputs.predict),
-then written as PRED/<video>/<frame>.png (uint8).
+target logits are resized back to the frame's own size (bilinear) and argmaxed, then written as
+PRED/<video>/<frame>.png (uint8). A model with streaming hooks puts each frame through its backbone once
+(models.outputs.StreamingPredictor: the clip forward's logits, a third of the backbone work for three frames).
 
 --tc-frames all also predicts every unlabelled frame of the first --tc-videos videos (default all); auto does
 so where TC reads them (metrics.temporal.reads_unlabelled_frames: a sparsely labelled set, a Cityscapes
@@ -78,7 +79,7 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
           device: str = "auto", threads: int | None = None, workers: int = 0, progress: bool = False,
           registry: str | Path | None = None, batch: int | None = None, tc_frames: str = "labelled",
           tc_videos: int | None = None, test_scale: str | None = None) -> dict:
-    from models.outputs import predict
+    from models.outputs import StreamingPredictor
     from videos.clips import ClipDataset
     from videos.datasets import open_dataset
 
@@ -121,8 +122,11 @@ def infer(model_file: str | Path, dataset: str, root: str | Path, split: str, pr
         pending: list[tuple[int, torch.Tensor, tuple[int, int]]] = []   # (index, clip, label size)
         fed: Counter = Counter()   # (frame size, input size) -> frames
 
+        stream = StreamingPredictor(model, dev, clips.num_frames)
+
         def flush() -> None:
-            ids = predict(model, torch.stack([c for _, c, _ in pending]).to(dev, non_blocking=True), pending[0][2])
+            keys = [(clips.item(i)[0].name, list(clips.frame_ids(i))) for i, _, _ in pending]
+            ids = stream(torch.stack([c for _, c, _ in pending]), keys, pending[0][2])
             for (i, _, _), frame_ids in zip(pending, ids.to("cpu", torch.uint8)):
                 video, frame = clips.item(i)
                 if video.name not in made:

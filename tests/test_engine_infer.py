@@ -211,6 +211,30 @@ def test_own_registry_file_reaches_train_and_model_file(synthetic_root, tmp_path
     assert len(list((tmp_path / "pred").rglob("*.png"))) == 10
 
 
+def test_infer_streams_frames_and_writes_what_the_clip_forward_predicts(synthetic_root, tmp_path, monkeypatch):
+    """engine.infer puts each frame of an SD-CPC model through its backbone once (models.outputs.
+    StreamingPredictor) and writes the PNGs the whole-clip forward writes, batches spanning videos."""
+    import models.outputs
+
+    out = tmp_path / "run"
+    args = [a if a != "segformer" else "sdcpc" for a in train_args(synthetic_root, out, "--iters", "1")]
+    assert train.main(args) == 0
+    from models.sdcpc import SDCPC
+
+    extracted = []
+    real_extract = SDCPC.extract
+    monkeypatch.setattr(SDCPC, "extract", lambda self, frames: extracted.append(len(frames)) or real_extract(self, frames))
+    infer.infer(out / "model.pt", "synthetic", synthetic_root, "val", tmp_path / "stream", device="cpu", threads=1,
+                batch=3)
+    monkeypatch.setattr(models.outputs, "supports_streaming", lambda m: False)   # clip forwards instead
+    infer.infer(out / "model.pt", "synthetic", synthetic_root, "val", tmp_path / "clip", device="cpu", threads=1,
+                batch=3)
+    names = sorted(str(p.relative_to(tmp_path / "clip")) for p in (tmp_path / "clip").rglob("*.png"))
+    assert len(names) == 10 and sum(extracted) == 10   # 2 videos x 5 frames, each once (a clip forward: 30)
+    for name in names:
+        assert np.array_equal(np.array(Image.open(tmp_path / "stream" / name)), np.array(Image.open(tmp_path / "clip" / name))), name
+
+
 def test_streaming_step_equals_the_clip_forward():
     """The streaming FPS step (backbone on the new frame, cached reference features) predicts exactly what
     the whole-clip forward predicts: the meter times the same computation, minus the repeated passes."""
