@@ -40,24 +40,15 @@ def synthetic_root(tmp_path_factory):
 
 
 def swap_change(model, root, offsets) -> float:
-    """Mean |logits(clip) - logits(clip with another video's references)| / std(logits), over val clips."""
+    """Mean |logits(clip) - logits(clip with another video's references)| / std(logits), over a mid-video
+    target of every val video (benchmarks.reference_use, which prints it for trained runs)."""
+    from benchmarks.reference_use import reference_use
     from videos.clips import ClipDataset
     from videos.datasets import open_dataset
 
     ds = open_dataset("synthetic", root, "val")
     clips = ClipDataset(ds, offsets, train=False)
-    per_video = len(clips) // len(ds.videos)
-    changes = []
-    model.eval()
-    with torch.no_grad():
-        for i in range(per_video // 2, len(clips), per_video):     # a mid-video target of every video
-            clip, _ = clips[i]
-            other, _ = clips[(i + per_video) % len(clips)]
-            swapped = clip.clone()
-            swapped[:-1] = other[:-1]
-            a, b = model(clip[None]), model(swapped[None])
-            changes.append(((a - b).abs().mean() / a.std()).item())
-    return sum(changes) / len(changes)
+    return reference_use(model.eval(), clips, len(clips) // len(ds.videos))["logits"]
 
 
 @pytest.mark.parametrize("name", TEMPORAL)
