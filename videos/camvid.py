@@ -22,18 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from videos.datasets import IMAGE_SUFFIXES, Video, VideoDataset, list_frames, lookup_remap
-from videos.info import IGNORE_INDEX
+from videos.datasets import IMAGE_SUFFIXES, Video, VideoDataset, identity_labels, list_frames, lookup_remap
 
 CLASS_NAMES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
                "pedestrian", "bicyclist"]
 WINDOW = (-19, 10)            # snippet frames around the annotated one, as Cityscapes' 30-frame snippets
 
-LABEL_TABLE = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-LABEL_TABLE[:11] = np.arange(11)
-LABEL_VALID = np.zeros(256, dtype=bool)
-LABEL_VALID[:12] = True
-LABEL_VALID[255] = True
+LABEL_TABLE, LABEL_VALID = identity_labels(11, also_valid=(11,))   # 11: the SegNet annotations' void
 
 _STEM = re.compile(r"^(?P<seq>[^_]+)_(?P<prefix>[^0-9]*)(?P<num>\d+)$")
 

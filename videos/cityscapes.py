@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import InputError
-from videos.datasets import Video, VideoDataset, lookup_remap
+from videos.datasets import Video, VideoDataset, identity_labels, lookup_remap
 from videos.info import IGNORE_INDEX
 
 SNIPPET_LENGTH, ANNOTATED_INDEX = 30, 19
@@ -49,11 +49,7 @@ for _id, _name, _tid in CITYSCAPES_LABELS:
     LABEL_IDS_VALID[_id] = True
 LABEL_IDS_VALID[255] = True          # tolerated: some conversions write void as 255
 
-TRAIN_IDS_TABLE = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-TRAIN_IDS_TABLE[:19] = np.arange(19)
-TRAIN_IDS_VALID = np.zeros(256, dtype=bool)
-TRAIN_IDS_VALID[:19] = True
-TRAIN_IDS_VALID[255] = True
+TRAIN_IDS_TABLE, TRAIN_IDS_VALID = identity_labels(19)
 
 SUFFIXES = {"trainIds": "_gtFine_labelTrainIds.png", "labelIds": "_gtFine_labelIds.png"}
 _STEM = re.compile(r"^(?P<city>.+)_(?P<seq>\d{6})_(?P<frame>\d{6})$")

@@ -207,6 +207,20 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise InputError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
 
 
+def identity_labels(classes: int, also_valid: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(table, valid) for ``lookup_remap`` of masks that store train ids 0..classes-1 directly: every other
+    value maps to the ignore id; valid are the train ids, 255 (void) and ``also_valid`` (a dataset's own
+    void class), anything else is a corrupt mask."""
+    from videos.info import IGNORE_INDEX
+
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[:classes] = np.arange(classes)
+    valid = np.zeros(256, dtype=bool)
+    valid[:classes] = True
+    valid[[255, *also_valid]] = True
+    return table, valid
+
+
 def lookup_remap(raw: np.ndarray, table: np.ndarray, path: Path, valid: np.ndarray) -> np.ndarray:
     """Map raw ids through a 256-entry table; raw values with valid[v] False are an error naming the file."""
     present = np.unique(raw)
