@@ -47,12 +47,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.families import family_backbones
 from models.backbones import build_cnn_backbone
 from models.losses import cross_entropy
 from models.ops.deform_conv import DeformConv2d
 from models.ops.sampling import sampling_diagnostics
 
-BACKBONES = ("resnet18", "resnet50", "resnet101", "pspnet18", "pspnet50", "pspnet101", "hrnet_w18", "hrnet_w48")
+BACKBONES = family_backbones("msaf")   # the CNN rows of common/families.py
 
 # backbone -> (transformer width D, attention heads); head dim 32 everywhere. D is also the width of the
 # two-convolution heads. Evidence in docs/reproduction-notes.md (MSAF: widths).

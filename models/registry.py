@@ -19,18 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from common.cli import InputError
+from common.families import FAMILIES as FAMILY_TABLE
 from common.inputs import load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VARIANTS_PATH = REPO_ROOT / "config" / "variants.yaml"
 SCHEMA_PATH = REPO_ROOT / "config" / "schemas" / "variants.schema.yaml"
 
-# family name -> module that implements it (imported lazily, so reading the registry stays cheap)
-FAMILIES: dict[str, str] = {
-    "segformer": "models.segformer",
-    "sdcpc": "models.sdcpc",
-    "msaf": "models.msaf",
-}
+# family name -> module that implements it, from the one family table (imported lazily, so reading the
+# registry stays cheap)
+FAMILIES: dict[str, str] = {name: info.module for name, info in FAMILY_TABLE.items()}
 
 
 class RegistryError(InputError, ValueError):

@@ -49,7 +49,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.backbones.mit import DROP_PATH_RATE, MIT_SETTINGS, build_mit
+from common.families import family_backbones
+from models.backbones.mit import DROP_PATH_RATE, build_mit
 from models.heads.segformer_head import resize_to
 from models.losses import cross_entropy, resize_target
 from models.ops.dcnv3 import LN_EPS as DCN_LN_EPS
@@ -59,7 +60,7 @@ from models.ops.sampling import record_sampling, sampling_diagnostics
 from models.ops.selective_cross_attention import SelectiveCrossAttention, base_coordinates, window_grid
 from videos.info import IGNORE_INDEX
 
-BACKBONES = tuple(MIT_SETTINGS)   # mit_b0 .. mit_b5
+BACKBONES = family_backbones("sdcpc")   # the MiT rows of common/families.py
 
 # The paper's switches (config/variants.yaml options) and defaults (P = 4, D = 9, M = 4).
 SWITCHES = {"points": 4, "deform_points": 9, "variates": 4, "ssea": True, "dssa": True, "mcp_cl": True,

@@ -21,11 +21,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from models.backbones.mit import DROP_PATH_RATE, MIT_SETTINGS, build_mit
+from common.families import family_backbones
+from models.backbones.mit import DROP_PATH_RATE, build_mit
 from models.heads.segformer_head import DROPOUT, HEAD_WIDTH, SegFormerHead
 from models.losses import cross_entropy
 
-BACKBONES = tuple(MIT_SETTINGS)   # mit_b0 .. mit_b5
+BACKBONES = family_backbones("segformer")   # the MiT rows of common/families.py
 
 
 class SegFormer(nn.Module):

@@ -10,6 +10,9 @@ P sweep's absolutes exist); never typed. Ours is mean(A) - mean(B) over the seed
 dataset and backbone (one row per pair this experiment trains both on), with Welch's 95% interval and p
 (reports/stats.py), and the verdict: reproduced (our interval on the paper's side of 0), contradicted (on
 the other side) or inconclusive. Claims whose sides this experiment does not train are listed as "not run".
+Beside each verdict, how many seeds of each side converged (``converged_a``/``converged_b``, "k/n" of the seeds
+whose validation curve was judged, engine/convergence.py) and ``both_converged``: a verdict on runs still
+learning when their schedule ended is about that schedule, not yet about the methods.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from common.cli import InputError
 from common.inputs import load_yaml
 from metrics.info import METRICS
 from reports import paper as P
+from reports.results import converged_seeds, measured_convergence
 from reports.stats import TEST, difference, verdict
 
 CLAIMS_PATH = P.REPO_ROOT / "config" / "paper" / "claims.yaml"
@@ -94,6 +98,14 @@ def paper_difference(claim: Claim, reported: pd.DataFrame) -> tuple[float, float
     return value(claim.a), value(claim.b)
 
 
+def _all_converged(seeds: str | None) -> bool | None:
+    """"k/n" -> whether every judged seed converged; None where convergence was not judged."""
+    if seeds is None:
+        return None
+    k, n = seeds.split("/")
+    return k == n
+
+
 def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, variants: dict) -> pd.DataFrame:
     """One row per claim and per (dataset, backbone) this experiment trains both sides on."""
     recs = []
@@ -112,7 +124,11 @@ def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, 
         for ds, bb in pairs:
             va, vb = meas.values((ds, bb, c.a), key), meas.values((ds, bb, c.b), key)
             d = difference(va, vb)
+            conv_a = converged_seeds(measured_convergence(plan, meas, (ds, bb, c.a)))
+            conv_b = converged_seeds(measured_convergence(plan, meas, (ds, bb, c.b)))
             recs.append({**base, "dataset": ds, "backbone": bb, "ours_a": sum(va) / len(va), "ours_b": sum(vb) / len(vb),
                          "ours_diff": d.diff, "ours_low": d.low, "ours_high": d.high, "p": d.p, "df": d.df,
-                         "n_a": d.n_a, "n_b": d.n_b, "verdict": verdict(d, pa - pb), "test": TEST})
+                         "n_a": d.n_a, "n_b": d.n_b, "verdict": verdict(d, pa - pb), "test": TEST,
+                         "converged_a": conv_a, "converged_b": conv_b,
+                         "both_converged": _all_converged(conv_a) and _all_converged(conv_b)})
     return pd.DataFrame(recs)

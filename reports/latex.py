@@ -300,6 +300,9 @@ def per_class_tex(df: pd.DataFrame, caption: str) -> str:
                  wide=len(methods) > 6)
 
 
+NOT_CONVERGED_MARK = r"$^\ddagger$"   # a claim side with seeds not converged (claims.csv converged_a/_b)
+
+
 def claims_tex(df: pd.DataFrame, caption: str) -> str:
     """One line per claim: the paper's difference, ours with its 95% interval, p, n and the verdict."""
     body = []
@@ -311,7 +314,8 @@ def claims_tex(df: pd.DataFrame, caption: str) -> str:
         body.append([tex_escape(rec["claim"]).replace(">", "$>$"), tex_escape(rec["metric"]),
                      tex_escape(rec["table"].replace("_", " ")),
                      f"{float(rec['paper_diff']):+.2f}", ours,
-                     DASH if _missing(rec.get("p")) else f"{float(rec['p']):.3f}", n, tex_escape(rec["verdict"])])
+                     DASH if _missing(rec.get("p")) else f"{float(rec['p']):.3f}", n,
+                     tex_escape(rec["verdict"]) + (NOT_CONVERGED_MARK if rec.get("both_converged") is False else "")])
     frame = pd.DataFrame(body, columns=["Claim", "Metric", "Table", "Paper", r"Ours [95\% CI]", "p", "n",
                                         "Verdict"])
     return place(frame, "lllrrrrl", caption, "tab:claims")

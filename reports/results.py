@@ -152,6 +152,17 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
 
 
+def measured_convergence(plan: dict, meas: Measured, key: Key) -> list[dict]:
+    """engine.convergence.last_quarter of every seed of the run ``key`` whose curve allows a judgement."""
+    seeds = {s for r in plan["runs"] if (r["dataset"], r["backbone"], r["variant"]) == key for s in run_seeds(plan, r)}
+    return [c for s in sorted(seeds) for c in [meas.convergence(key, s)] if c and c["change"] is not None]
+
+
+def converged_seeds(conv: list[dict]) -> str | None:
+    """"k/n": k of the n judged seeds converged; None where no seed was judged (no curve along the schedule)."""
+    return f"{sum(c['converged'] for c in conv)}/{len(conv)}" if conv else None
+
+
 def class_info(plan: dict, dataset: str) -> tuple[list[str], set[str]]:
     """(class names, background class names) of a dataset of the plan: the reader's names, and the
     generator's background classes for a generated set (every other class is an object). Without the data:
@@ -187,8 +198,8 @@ def cross_table(plan: dict, meas: Measured, variants: dict) -> pd.DataFrame:
             sm = summary(meas.values(key, metric.key))
             rec[metric.name], rec[f"{metric.name} std"], rec[f"{metric.name} ci95"] = sm.mean, sm.std, sm.half
         rec["seeds"] = len(meas.values(key, METRICS["mIoU"].key))
-        conv = [c for s in run_seeds(plan, r) for c in [meas.convergence(key, s)] if c and c["change"] is not None]
-        rec["converged"] = f"{sum(c['converged'] for c in conv)}/{len(conv)}" if conv else None
+        conv = measured_convergence(plan, meas, key)
+        rec["converged"] = converged_seeds(conv)
         rec["last-quarter change"] = max((c["change"] for c in conv), key=abs) if conv else None
         rec["Params"] = comp.get("params")
         rec["GFLOPs"] = comp.get(gflops_key(plan))

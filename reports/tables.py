@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     caption = (f"Each claim of the two papers this experiment can test. Paper: the printed difference A $-$ B "
                f"(config/paper/reported.csv); ours: mean(A) $-$ mean(B) over seeds on this experiment's data with "
                f"its 95\\% interval; verdict by {tex_escape(TEST)}: reproduced when the interval lies on the "
-               "paper's side of 0, contradicted when on the other side, otherwise inconclusive. "
+               "paper's side of 0, contradicted when on the other side, otherwise inconclusive; "
+               "$\\ddagger$: seeds of a side had not converged when the schedule ended (their validation mIoU still "
+               "moved by 1 point or more over its last quarter; converged\\_a/\\_b in claims.csv). "
                f"\\texttt{{{tex_escape(stamp)}}}")
     write_text(out("claims.tex"), f"% {stamp}\n" + latex.claims_tex(claims, caption))
     fragments += list(OWN_TABLES)

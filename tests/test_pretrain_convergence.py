@@ -225,3 +225,39 @@ def test_cpu_bfloat16_autocast_is_deterministic_and_changes_the_numbers(tmp_path
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
     with pytest.raises(InputError, match="cpu_amp needs amp_dtype bfloat16"):
         tiny_cfg(cpu_amp=True, amp_dtype="float16")
+
+
+def test_claims_carry_each_sides_converged_seeds_and_latex_marks_unconverged():
+    """A claim between runs still learning when the schedule ended says so beside its verdict."""
+    from models.registry import load_variants
+    from reports import paper as P
+    from reports.claims import claims_table, load_claims
+    from metrics.info import METRICS
+    from reports.latex import NOT_CONVERGED_MARK, claims_tex
+    from reports.results import Measured
+
+    variants = load_variants()
+    reported = P.load(variants=variants)
+    claim = [c for c in load_claims(reported=reported, variants=variants)
+             if (c.a, c.b, c.metric) == ("sdcpc", "segformer", "mIoU")]
+    plan = {"seeds": [0, 1], "runs": [{"dataset": "synthetic", "backbone": "mit_b0", "variant": v, "seeds": [0, 1]}
+                                       for v in ("sdcpc", "segformer", "sdcpc_wo_la")]}
+    meas = Measured()
+    flat, rising = [(60, 40.0), (80, 40.5)], [(60, 40.0), (80, 43.0)]
+    for v, miou, curves in (("sdcpc", [45.0, 46.0], [rising, flat]), ("segformer", [40.0, 41.0], [flat, flat])):
+        key = ("synthetic", "mit_b0", v)
+        meas.metrics[key] = {METRICS["mIoU"].key: miou}
+        for seed, curve in enumerate(curves):
+            meas.curves[key, seed], meas.iterations[key, seed] = curve, 80
+    row = claims_table(claim, reported, meas, plan, variants).iloc[0]
+    assert (row.converged_a, row.converged_b, row.both_converged) == ("1/2", "2/2", False)
+    assert row.verdict == "reproduced"                                       # the test itself is unchanged
+    assert NOT_CONVERGED_MARK in claims_tex(claims_table(claim, reported, meas, plan, variants), "c")
+    sdcpc = ("synthetic", "mit_b0", "sdcpc")
+    meas.curves[sdcpc, 0] = flat
+    row = claims_table(claim, reported, meas, plan, variants).iloc[0]
+    assert (row.converged_a, row.both_converged) == ("2/2", True)
+    for seed in (0, 1):                                                      # no curve: not judged
+        del meas.curves[sdcpc, seed]
+    row = claims_table(claim, reported, meas, plan, variants).iloc[0]
+    assert row.converged_a is None and row.both_converged is None

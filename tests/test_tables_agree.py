@@ -67,7 +67,7 @@ def test_engine_config_takes_the_dataset_rows_training_defaults():
 
 # ---------------------------------------------------------------------------------------------- families
 def test_family_table_matches_the_model_code_and_the_registry():
-    """The model modules and models/registry.py keep their own lists; they must equal the table."""
+    """What the model modules and models/registry.py expose equals the table."""
     from models.registry import FAMILIES as REGISTRY_FAMILIES
     from models.registry import load_variants
 
