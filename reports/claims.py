@@ -106,6 +106,13 @@ def _all_converged(seeds: str | None) -> bool | None:
     return k == n
 
 
+def _both(a: bool | None, b: bool | None) -> bool | None:
+    """False when a judged side did not converge, True when both sides were judged converged, else None."""
+    if a is False or b is False:
+        return False
+    return True if (a, b) == (True, True) else None
+
+
 def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, variants: dict) -> pd.DataFrame:
     """One row per claim and per (dataset, backbone) this experiment trains both sides on."""
     recs = []
@@ -130,5 +137,5 @@ def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, 
                          "ours_diff": d.diff, "ours_low": d.low, "ours_high": d.high, "p": d.p, "df": d.df,
                          "n_a": d.n_a, "n_b": d.n_b, "verdict": verdict(d, pa - pb), "test": TEST,
                          "converged_a": conv_a, "converged_b": conv_b,
-                         "both_converged": _all_converged(conv_a) and _all_converged(conv_b)})
+                         "both_converged": _both(_all_converged(conv_a), _all_converged(conv_b))})
     return pd.DataFrame(recs)

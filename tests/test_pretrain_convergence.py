@@ -261,3 +261,6 @@ def test_claims_carry_each_sides_converged_seeds_and_latex_marks_unconverged():
         del meas.curves[sdcpc, seed]
     row = claims_table(claim, reported, meas, plan, variants).iloc[0]
     assert row.converged_a is None and row.both_converged is None
+    meas.curves[("synthetic", "mit_b0", "segformer"), 1] = rising            # one judged side fails: False
+    row = claims_table(claim, reported, meas, plan, variants).iloc[0]
+    assert (row.converged_a, row.converged_b, row.both_converged) == (None, "1/2", False)
