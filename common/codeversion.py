@@ -79,6 +79,17 @@ def code_version(family: str) -> str:
     files = module_closure(f"models.{family}")
     if not files:
         raise ValueError(f"models/{family}.py: no such family module")
+    return _digest(files)
+
+
+@lru_cache(maxsize=None)
+def report_code_version() -> str:
+    """12 hex digits over the report package (reports/*.py), the same way: the table and plot jobs depend on
+    it, so a changed table, column, claim rule or plot is redrawn from the results already there."""
+    return _digest(sorted((REPO_ROOT / "reports").glob("*.py")))
+
+
+def _digest(files) -> str:
     h = hashlib.sha256()
     for path in files:
         tree = ast.dump(ast.parse(path.read_bytes(), filename=str(path)))

@@ -137,6 +137,28 @@ def test_code_version_follows_each_familys_imports(tmp_path, monkeypatch):
         codeversion.code_version.cache_clear()
 
 
+def test_report_code_version_follows_the_report_package_only(tmp_path, monkeypatch):
+    """The table and plot jobs depend on reports/*.py: a code change there is a new version, a comment or a
+    model change is not."""
+    for pkg in ("reports", "models"):
+        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codeversion, "REPO_ROOT", tmp_path)
+
+    def version_after(rel: str, line: str) -> str:
+        with open(tmp_path / rel, "a") as f:
+            f.write(line)
+        codeversion.report_code_version.cache_clear()
+        return codeversion.report_code_version()
+
+    try:
+        start = version_after("reports/claims.py", "")
+        assert version_after("reports/claims.py", "\n# a comment\n") == start
+        assert version_after("models/losses.py", "\n_PROBE = 1\n") == start
+        assert version_after("reports/claims.py", "\n_PROBE = 1\n") != start
+    finally:
+        codeversion.report_code_version.cache_clear()
+
+
 def test_a_checkpoint_of_another_model_definition_is_not_resumed(tmp_path):
     """The pipeline reruns a job whose variant changed; engine.train must then start over, not finish the old
     model's checkpoint (which sits at its last iteration) into a model.pt of the new definition."""

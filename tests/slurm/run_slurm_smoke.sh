@@ -128,7 +128,8 @@ slurm-status-command: squeue
 slurm-init-seconds-before-status-checks: 5
 slurm-partition-config: partitions.yaml
 slurm-logdir: $W/log/jobs
-set-resources:
+set-resources:                 # every rule that may hold a GPU (the node has 4 CPUs for 2 GPUs)
+  pretrain: {cpus_per_gpu: 1}
   train: {cpus_per_gpu: 1}
   evaluate: {cpus_per_gpu: 1}
   fps: {cpus_per_gpu: 1}

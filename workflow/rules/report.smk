@@ -4,6 +4,7 @@ import json as _json
 
 from reports.paper import TABLES as _PAPER_TABLES
 from reports import OWN_TABLES as _OWN_TABLES, PLOTS as _PLOTS
+from common.codeversion import report_code_version
 from workflow.plan import report_entry
 
 TABLES = [L.path("table", name=f"{name}.{ext}") for name in (*_PAPER_TABLES, *_OWN_TABLES)
@@ -46,6 +47,7 @@ rule report_tables:
     params:
         experiment=PLAN.experiment,
         results=PLAN.results,
+        code=report_code_version(),   # not in the command: a changed report module redraws (common/codeversion.py)
     log:
         L.log("report", "tables"),
     conda:
@@ -70,6 +72,7 @@ rule report_plots:
     params:
         experiment=PLAN.experiment,
         results=PLAN.results,
+        code=report_code_version(),   # not in the command: a changed report module redraws (common/codeversion.py)
     log:
         L.log("report", "plots"),
     conda:
