@@ -12,7 +12,7 @@
   convergence  validation mIoU at the checkpoints of every run, one panel per family (the main rows in front,
                the pretrained encoders' pretext curves in their own panel), the last quarter shaded
   claims       each claim of the claims table: our difference with its 95% interval beside the paper's,
-               coloured by verdict
+               coloured by verdict, hollow where a side had not converged
   qualitative  a strip like SD-CPC Figure 3: frames, ground truth, then each chosen method's prediction, with
                the class legend; of the val videos, the one whose last frames hold the most object classes
 A method has one colour in every figure (``method_colours``: its family's colour from common/families.py,
@@ -429,13 +429,18 @@ def plot_claims(reported, meas, plan, variants, out):
             colour = VERDICT_COLOURS[rec["verdict"]]
             if not pd.isna(rec.get("ours_low")):
                 ax.plot([rec["ours_low"], rec["ours_high"]], [yi, yi], color=colour, linewidth=1.5)
-            ax.plot(rec["ours_diff"], yi, "o", color=colour, markersize=3.5)
+            unconverged = rec.get("both_converged") is False          # a side still learning: hollow
+            ax.plot(rec["ours_diff"], yi, "o", color=colour, markersize=3.5,
+                    markerfacecolor="white" if unconverged else colour)
             ax.plot(rec["paper_diff"], yi, "D", markerfacecolor="white", markeredgecolor="k", markersize=3.5)
         ax.axvline(0, color="k", linewidth=0.6)
-        ax.set_yticks(y, [f"{r['claim']} ({r['metric']})" for r in sub.to_dict("records")], fontsize=5.5)
+        ax.set_yticks(y, [f"{r['claim']} ({r['metric']})" + (" \u2021" if r.get("both_converged") is False else "")
+                          for r in sub.to_dict("records")], fontsize=5.5)
         ax.set_ylim(-1, len(sub))
         ax.set(xlabel="difference A - B (points)", title=paper)
     handles = [Line2D([], [], color=c, marker="o", label=f"ours: {v}") for v, c in VERDICT_COLOURS.items()]
+    handles.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="white", markeredgecolor="0.3",
+                          label="hollow, \u2021: a side had not converged"))
     handles.append(Line2D([], [], linestyle="", marker="D", markerfacecolor="white", markeredgecolor="k",
                           label="paper (its dataset and backbone)"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
