@@ -98,19 +98,12 @@ def paper_difference(claim: Claim, reported: pd.DataFrame) -> tuple[float, float
     return value(claim.a), value(claim.b)
 
 
-def _all_converged(seeds: str | None) -> bool | None:
-    """"k/n" -> whether every judged seed converged; None where convergence was not judged."""
-    if seeds is None:
-        return None
-    k, n = seeds.split("/")
-    return k == n
-
-
-def _both(a: bool | None, b: bool | None) -> bool | None:
-    """False when a judged side did not converge, True when both sides were judged converged, else None."""
-    if a is False or b is False:
+def _both_converged(conv_a: list[dict], conv_b: list[dict]) -> bool | None:
+    """False when a judged seed of either side did not converge, True when both sides were judged and every
+    seed converged, else None (a side's convergence not judged)."""
+    if any(not c["converged"] for c in conv_a + conv_b):
         return False
-    return True if (a, b) == (True, True) else None
+    return True if conv_a and conv_b else None
 
 
 def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, variants: dict) -> pd.DataFrame:
@@ -131,11 +124,11 @@ def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, 
         for ds, bb in pairs:
             va, vb = meas.values((ds, bb, c.a), key), meas.values((ds, bb, c.b), key)
             d = difference(va, vb)
-            conv_a = converged_seeds(measured_convergence(plan, meas, (ds, bb, c.a)))
-            conv_b = converged_seeds(measured_convergence(plan, meas, (ds, bb, c.b)))
+            conv_a = measured_convergence(plan, meas, (ds, bb, c.a))
+            conv_b = measured_convergence(plan, meas, (ds, bb, c.b))
             recs.append({**base, "dataset": ds, "backbone": bb, "ours_a": sum(va) / len(va), "ours_b": sum(vb) / len(vb),
                          "ours_diff": d.diff, "ours_low": d.low, "ours_high": d.high, "p": d.p, "df": d.df,
                          "n_a": d.n_a, "n_b": d.n_b, "verdict": verdict(d, pa - pb), "test": TEST,
-                         "converged_a": conv_a, "converged_b": conv_b,
-                         "both_converged": _both(_all_converged(conv_a), _all_converged(conv_b))})
+                         "converged_a": converged_seeds(conv_a), "converged_b": converged_seeds(conv_b),
+                         "both_converged": _both_converged(conv_a, conv_b)})
     return pd.DataFrame(recs)

@@ -229,10 +229,10 @@ def test_cpu_bfloat16_autocast_is_deterministic_and_changes_the_numbers(tmp_path
 
 def test_claims_carry_each_sides_converged_seeds_and_latex_marks_unconverged():
     """A claim between runs still learning when the schedule ended says so beside its verdict."""
+    from metrics.info import METRICS
     from models.registry import load_variants
     from reports import paper as P
     from reports.claims import claims_table, load_claims
-    from metrics.info import METRICS
     from reports.latex import NOT_CONVERGED_MARK, claims_tex
     from reports.results import Measured
 
