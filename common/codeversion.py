@@ -19,6 +19,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACKED_PACKAGES = ("models",)
+# What the table and plot jobs read besides the results: the report code and the tables, rules and path
+# templates it imports (metrics/info.py's columns, engine/convergence.py's rule, workflow/plan.py's layout, ...)
+REPORT_PACKAGES = ("reports", "metrics", "engine", "common", "workflow", "videos")
 _MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")
 
 
@@ -32,13 +35,13 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _tracked(name: str | None) -> bool:
-    return bool(name) and name.split(".")[0] in TRACKED_PACKAGES
+def _tracked(name: str | None, packages: tuple[str, ...]) -> bool:
+    return bool(name) and name.split(".")[0] in packages
 
 
-def imported_modules(path: Path, name: str) -> set[str]:
-    """Tracked modules the source of module ``name`` (at ``path``) imports or names."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+def imported_modules(path: Path, name: str, packages: tuple[str, ...] = TRACKED_PACKAGES) -> set[str]:
+    """Modules of ``packages`` the source of module ``name`` (at ``path``) imports or names."""
+    tree = syntax_tree(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -53,12 +56,12 @@ def imported_modules(path: Path, name: str) -> set[str]:
             found.update(f"{base}.{a.name}" for a in node.names)   # `from pkg import submodule`
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_NAME.match(node.value):
             found.add(node.value)
-    return {m for m in found if _tracked(m) and module_file(m) is not None}
+    return {m for m in found if _tracked(m, packages) and module_file(m) is not None}
 
 
 @lru_cache(maxsize=None)
-def module_closure(name: str) -> tuple[Path, ...]:
-    """Source files of module ``name`` and of every tracked module it reaches, sorted."""
+def module_closure(name: str, packages: tuple[str, ...] = TRACKED_PACKAGES) -> tuple[Path, ...]:
+    """Source files of module ``name`` and of every module of ``packages`` it reaches, sorted."""
     seen: dict[str, Path] = {}
     todo = [name]
     while todo:
@@ -67,7 +70,7 @@ def module_closure(name: str) -> tuple[Path, ...]:
         if mod in seen or path is None:
             continue
         seen[mod] = path
-        todo.extend(imported_modules(path, mod) - set(seen))
+        todo.extend(imported_modules(path, mod, packages) - set(seen))
     return tuple(sorted(set(seen.values())))
 
 
@@ -84,14 +87,27 @@ def code_version(family: str) -> str:
 
 @lru_cache(maxsize=None)
 def report_code_version() -> str:
-    """12 hex digits over the report package (reports/*.py), the same way: the table and plot jobs depend on
-    it, so a changed table, column, claim rule or plot is redrawn from the results already there."""
-    return _digest(sorted((REPO_ROOT / "reports").glob("*.py")))
+    """12 hex digits, the same way, over the closure of the two report CLIs (reports.tables, reports.plots)
+    in REPORT_PACKAGES: the table and plot jobs depend on it, so a changed table, column, claim rule,
+    convergence rule or plot is redrawn from the results already there."""
+    files = {f for cli in ("reports.tables", "reports.plots") for f in module_closure(cli, REPORT_PACKAGES)}
+    return _digest(sorted(files))
+
+
+def syntax_tree(path: Path) -> ast.Module:
+    """The parsed source of ``path``, parsed once per content (the closure walk and the digest both read it)."""
+    stat = path.stat()
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=None)
+def _parse(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    return ast.parse(path.read_bytes(), filename=str(path))
 
 
 def _digest(files) -> str:
     h = hashlib.sha256()
     for path in files:
-        tree = ast.dump(ast.parse(path.read_bytes(), filename=str(path)))
+        tree = ast.dump(syntax_tree(path))
         h.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + tree.encode() + b"\0")
     return h.hexdigest()[:12]

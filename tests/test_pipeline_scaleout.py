@@ -138,15 +138,16 @@ def test_code_version_follows_each_familys_imports(tmp_path, monkeypatch):
 
 
 def test_report_code_version_follows_the_report_package_only(tmp_path, monkeypatch):
-    """The table and plot jobs depend on reports/*.py: a code change there is a new version, a comment or a
-    model change is not."""
-    for pkg in ("reports", "models"):
+    """The table and plot jobs depend on the report code and what it imports: a code change there is a new
+    version, a comment or a model change is not."""
+    for pkg in ("reports", "models", "metrics", "engine"):
         shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(codeversion, "REPO_ROOT", tmp_path)
 
     def version_after(rel: str, line: str) -> str:
         with open(tmp_path / rel, "a") as f:
             f.write(line)
+        codeversion.module_closure.cache_clear()
         codeversion.report_code_version.cache_clear()
         return codeversion.report_code_version()
 
@@ -155,7 +156,12 @@ def test_report_code_version_follows_the_report_package_only(tmp_path, monkeypat
         assert version_after("reports/claims.py", "\n# a comment\n") == start
         assert version_after("models/losses.py", "\n_PROBE = 1\n") == start
         assert version_after("reports/claims.py", "\n_PROBE = 1\n") != start
+        changed = version_after("reports/claims.py", "")
+        assert version_after("metrics/info.py", "\n_PROBE = 1\n") != changed     # the metric table
+        changed = version_after("metrics/info.py", "")
+        assert version_after("engine/convergence.py", "\n_PROBE = 1\n") != changed   # the convergence rule
     finally:
+        codeversion.module_closure.cache_clear()
         codeversion.report_code_version.cache_clear()
 
 
