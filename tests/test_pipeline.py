@@ -433,3 +433,31 @@ def test_added_variant_is_trained_counted_timed_and_tabled(smoke_run):
         tab = pd.read_csv(out / "tables" / f"{t}.csv")
         new = tab[tab.variant == "sdcpc_p25"]
         assert len(new) == 1 and new.iloc[0].method == "P=25" and pd.notna(new.iloc[0]["mIoU ours"])
+
+
+@pytest.mark.slow
+def test_schedule_probe_is_the_experiments_own_run_at_another_length(smoke_run, tmp_path):
+    """benchmarks.schedule_probe retrains a run of the experiment with only its length (and, asked, its crop)
+    changed: at the smoke run's own 3 iterations it reproduces the pipeline's mIoU to the digit; at 6 on full
+    frames it trains 6 iterations on the whole 32x32 frame from the same encoder."""
+    project, out, res = smoke_run
+    assert res.returncode == 0, res.stderr[-4000:]
+
+    def probe(*args):
+        return subprocess.run([sys.executable, "-m", "benchmarks.schedule_probe", "--experiment", "smoke",
+                               "--variants", "segformer", "--out", str(tmp_path), *args],
+                              cwd=project, capture_output=True, text=True, timeout=600)
+
+    same = probe("--iters", "3")
+    assert same.returncode == 0, same.stderr
+    variant, backbone, seed, iters, frames, miou, *_ = same.stdout.splitlines()[-1].split()
+    assert (variant, backbone, seed, iters, frames) == ("segformer", "mit_b0", "0", "3", "crop")
+    pipeline = json.loads((out / "runs/synthetic/mit_b0/segformer/seed0/metrics.json").read_text())["miou"]
+    assert miou == f"{100 * pipeline:.2f}"
+    longer = probe("--iters", "6", "--full-frames")
+    assert longer.returncode == 0, longer.stderr
+    assert longer.stdout.splitlines()[-1].split()[3:5] == ["6", "full"]
+    log = pd.read_csv(tmp_path / "segformer/6-full/seed0/train_log.csv")
+    assert log.iteration.max() == 6 and log.val_miou.notna().sum() >= 2
+    unknown = probe("--iters", "3", "--variants", "sdcpc_wo_la")   # the smoke experiment does not train it
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "trains no variant" in unknown.stderr
