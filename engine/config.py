@@ -75,7 +75,7 @@ class TrainConfig:
     sync_bn: bool = True              # DDP on CUDA: SyncBatchNorm, as mmseg trains (no CPU kernel exists)
     ddp_find_unused: bool = True      # DDP: tolerate parameters a variant's options leave unused
     progress: str = "auto"            # auto (bar on a terminal, lines otherwise) | bar | lines | none
-    validate_every: int | None = None  # val-split mIoU every K iterations, logged as val_miou (engine/convergence.py)
+    validate_every: int | None = None  # val-split mIoU every K iterations, logged as val_miou (engine/validation.py)
     validate_final: bool = True       # ... and after the last one (off when engine.validate scores the final model)
 
 

@@ -7,7 +7,7 @@ Writes DIR/checkpoint.pt every K iterations and at the end (atomic), then DIR/mo
 rebuild the model + resolved config + provenance) and DIR/train_log.csv (one row per iteration: each loss,
 lr, clips/s, data-loading time, and the model's ``diagnostics()``, e.g. the in-frame fraction of every
 deformable sampler, which the log lines print too, with a warning once one falls below 0.5; with
-``validate_every`` the val-split mIoU on the validated iterations, engine/convergence.py). Every
+``validate_every`` the val-split mIoU on the validated iterations, engine/validation.py). Every
 hyperparameter is a field of engine.config.TrainConfig and can be set in the YAML file or as --field-name.
 
 Resume: rerunning the same command continues from DIR/checkpoint.pt. A checkpoint written under other
@@ -517,12 +517,12 @@ def _train(cfg, out, dist, device, threads, *, variant, backbone, dataset, root,
 
 
 def _validator(cfg: TrainConfig, dataset: str, root, clip_offsets, device, data_factory):
-    """The periodic validation of ``validate_every`` (engine/convergence.py) on the dataset's val split."""
+    """The periodic validation of ``validate_every`` (engine/validation.py) on the dataset's val split."""
     if not cfg.validate_every:
         return None
     if data_factory is not None or root is None:
         raise InputError("validate_every needs a dataset root with a val split (not an in-memory dataset)")
-    from engine.convergence import Validator
+    from engine.validation import Validator
 
     try:
         return Validator(dataset, root, clip_offsets, device)

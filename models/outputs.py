@@ -39,7 +39,7 @@ class StreamingPredictor:
     streaming hooks (``supports_streaming``) extracts every frame's features the first time a clip reads it
     and every later clip of that video reuses them (the same logits as the clip forward; a third of the
     backbone work for a three-frame clip). Other models, and single-frame clips, take the clip forward.
-    Used by engine.infer and the validation during training (engine/convergence.py), so both predict alike.
+    Used by engine.infer and the validation during training (engine/validation.py), so both predict alike.
 
         stream = StreamingPredictor(model, device, clip_frames=3)
         ids = stream(clips, [(video, frame_ids), ...], size)   # clips (B, T, 3, H, W) of consecutive items

@@ -139,7 +139,8 @@ def test_code_version_follows_each_familys_imports(tmp_path, monkeypatch):
 
 def test_report_code_version_follows_the_report_package_only(tmp_path, monkeypatch):
     """The table and plot jobs depend on the report code and what it imports: a code change there is a new
-    version, a comment or a model change is not."""
+    version; a comment, a model change or one of the training side (prediction, validation during training,
+    checkpoints) is not."""
     for pkg in ("reports", "models", "metrics", "engine"):
         shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(codeversion, "REPO_ROOT", tmp_path)
@@ -160,6 +161,9 @@ def test_report_code_version_follows_the_report_package_only(tmp_path, monkeypat
         assert version_after("metrics/info.py", "\n_PROBE = 1\n") != changed     # the metric table
         changed = version_after("metrics/info.py", "")
         assert version_after("engine/convergence.py", "\n_PROBE = 1\n") != changed   # the convergence rule
+        changed = version_after("engine/convergence.py", "")
+        for training_side in ("engine/infer.py", "engine/validation.py", "engine/checkpoint.py"):
+            assert version_after(training_side, "\n_PROBE = 1\n") == changed, training_side
     finally:
         codeversion.module_closure.cache_clear()
         codeversion.report_code_version.cache_clear()

@@ -13,7 +13,8 @@ import torch
 
 from common.cli import InputError
 from engine import checkpoint as ckpt_io
-from engine.convergence import Validator, last_quarter
+from engine.convergence import last_quarter
+from engine.validation import Validator
 from tests.fixtures import write_synthetic_tree
 
 
