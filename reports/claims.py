@@ -106,6 +106,12 @@ def _both_converged(conv_a: list[dict], conv_b: list[dict]) -> bool | None:
     return True if conv_a and conv_b else None
 
 
+def side_not_converged(rec) -> bool:
+    """A claims-table row with a judged seed of either side not converged (``both_converged`` False; None,
+    where a side's convergence was not judged, is not marked): ‡ in claims.tex, hollow in the claims plot."""
+    return rec.get("both_converged") is False
+
+
 def claims_table(claims: list[Claim], reported: pd.DataFrame, meas, plan: dict, variants: dict) -> pd.DataFrame:
     """One row per claim and per (dataset, backbone) this experiment trains both sides on."""
     recs = []

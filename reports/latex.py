@@ -17,6 +17,7 @@ import pandas as pd
 from common.families import backbone_label
 from metrics.info import METRICS
 from reports import paper as P
+from reports.claims import side_not_converged
 from reports.compare import FPS_SPREAD_LIMIT, Cell, PaperRow
 from videos.info import DATASETS, dataset_label
 
@@ -315,7 +316,7 @@ def claims_tex(df: pd.DataFrame, caption: str) -> str:
                      tex_escape(rec["table"].replace("_", " ")),
                      f"{float(rec['paper_diff']):+.2f}", ours,
                      DASH if _missing(rec.get("p")) else f"{float(rec['p']):.3f}", n,
-                     tex_escape(rec["verdict"]) + (NOT_CONVERGED_MARK if rec.get("both_converged") is False else "")])
+                     tex_escape(rec["verdict"]) + (NOT_CONVERGED_MARK if side_not_converged(rec) else "")])
     frame = pd.DataFrame(body, columns=["Claim", "Metric", "Table", "Paper", r"Ours [95\% CI]", "p", "n",
                                         "Verdict"])
     return place(frame, "lllrrrrl", caption, "tab:claims")

@@ -41,7 +41,7 @@ from common.io import atomic_path  # noqa: E402
 from metrics.info import METRICS  # noqa: E402
 from reports import PLOTS  # noqa: E402
 from reports import paper as P  # noqa: E402
-from reports.claims import claims_table, load_claims  # noqa: E402
+from reports.claims import claims_table, load_claims, side_not_converged  # noqa: E402
 from reports.results import class_info, load_inputs, run_seeds  # noqa: E402
 from reports.stats import summary  # noqa: E402
 from videos.info import dataset_label  # noqa: E402
@@ -429,12 +429,11 @@ def plot_claims(reported, meas, plan, variants, out):
             colour = VERDICT_COLOURS[rec["verdict"]]
             if not pd.isna(rec.get("ours_low")):
                 ax.plot([rec["ours_low"], rec["ours_high"]], [yi, yi], color=colour, linewidth=1.5)
-            unconverged = rec.get("both_converged") is False          # a side still learning: hollow
             ax.plot(rec["ours_diff"], yi, "o", color=colour, markersize=3.5,
-                    markerfacecolor="white" if unconverged else colour)
+                    markerfacecolor="white" if side_not_converged(rec) else colour)   # a side still learning
             ax.plot(rec["paper_diff"], yi, "D", markerfacecolor="white", markeredgecolor="k", markersize=3.5)
         ax.axvline(0, color="k", linewidth=0.6)
-        ax.set_yticks(y, [f"{r['claim']} ({r['metric']})" + (" \u2021" if r.get("both_converged") is False else "")
+        ax.set_yticks(y, [f"{r['claim']} ({r['metric']})" + (" \u2021" if side_not_converged(r) else "")
                           for r in sub.to_dict("records")], fontsize=5.5)
         ax.set_ylim(-1, len(sub))
         ax.set(xlabel="difference A - B (points)", title=paper)
