@@ -66,12 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         if v not in runs:
             raise InputError(f"experiment '{plan.experiment}' trains no variant '{v}' (it trains "
                              f"{', '.join(sorted(runs))})")
-    needed = [Path(plan.roots[r.dataset]) for r in map(runs.get, args.variants)]
-    needed += [Path(f) for f in (plan.pretrained.get(runs[v].backbone) for v in args.variants) if f]
-    for path in needed:
-        if not path.exists():
-            raise InputError(f"{path}: missing (run `snakemake --cores 8 tables --config "
-                             f"experiment={plan.experiment}` first)")
+    for run in map(runs.get, args.variants):   # its data and the weights it starts from
+        for path in filter(None, (plan.roots[run.dataset], plan.pretrained.get(run.backbone))):
+            if not Path(path).exists():
+                raise InputError(f"{path}: missing (run `snakemake --cores 8 tables --config "
+                                 f"experiment={plan.experiment}` first)")
 
     env = {**os.environ, "VSS_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     print(f"{'variant':<16} {'backbone':<9} {'seed':>4} {'iters':>6} {'frames':<8} {'mIoU':>6} "
